@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Train then test: resnet_v1_101_voc0712_rfcn_end2end_ohem
+set -e
+cd "$(dirname "$0")/../.."
+${PYTHON:-.venv/bin/python} experiments/rfcn/rfcn_end2end_train_test.py --cfg experiments/rfcn/cfgs/resnet_v1_101_voc0712_rfcn_end2end_ohem.yaml "$@"

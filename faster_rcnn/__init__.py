@@ -1,0 +1,1 @@
+"""Faster R-CNN (2fc head) and Deformable Faster R-CNN: symbols under faster_rcnn.symbols."""

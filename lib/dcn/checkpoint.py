@@ -1,0 +1,241 @@
+"""Reading and writing parameter files (``PREFIX-%04d.params``, ``PREFIX-symbol.json``).
+
+Files are the ones ``mx.model.save_checkpoint`` writes (an ``mx.nd.save`` dict
+with ``arg:NAME`` / ``aux:NAME`` keys), so the released models load unchanged.
+Every write goes to a temporary file in the destination directory, is flushed
+and fsync'ed, then renamed over the destination: an interrupted write never
+leaves a truncated file and never destroys the previous version.
+
+Box-regression layers are stored un-normalised (``BBOX_STDS`` / ``BBOX_MEANS``
+folded into the weights, as in the released models); during training they are
+kept normalised in memory.  :func:`unnormalize_bbox_params` and
+:func:`normalize_bbox_params` convert between the two.  Layouts:
+
+* ``bbox_pred`` (Faster R-CNN, fully connected): output channel ``c`` is
+  coordinate ``c % 4`` of regression class ``c // 4``.
+* ``rfcn_bbox`` (R-FCN, 1x1 convolution feeding position-sensitive pooling with
+  ``group_size`` g = 7): output channel ``c = (k * 4 + j) * g * g + bin``, i.e.
+  the pooling's output dimension ``k * 4 + j`` (class ``k``, coordinate ``j``)
+  is the slowest index, followed by the g x g spatial bins.
+"""
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_checkpoint',
+           'load_param', 'load_checkpoint', 'check_param_shapes', 'list_epochs', 'last_epoch',
+           'bbox_param_scales', 'unnormalize_bbox_params', 'normalize_bbox_params',
+           'BBOX_LAYERS']
+
+#: box-regression layers whose parameters are stored un-normalised, with the number of
+#: channels that share one (class, coordinate) pair
+BBOX_LAYERS = (('bbox_pred', 1), ('rfcn_bbox', 49))
+
+
+def param_path(prefix, epoch):
+    return '%s-%04d.params' % (prefix, int(epoch))
+
+
+def symbol_path(prefix):
+    return '%s-symbol.json' % prefix
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, writer):
+    """Call ``writer(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
+
+    On any failure the temporary file is removed and ``path`` is left untouched.
+    """
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
+                               dir=directory)
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, 'rb+') as f:
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+    return path
+
+
+def save_params(path, arg_params, aux_params):
+    """Atomically write ``arg:``/``aux:`` parameters to ``path``."""
+    save_dict = {'arg:%s' % k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
+    save_dict.update({'aux:%s' % k: v.as_in_context(mx.cpu()) for k, v in (aux_params or {}).items()})
+    return atomic_write(path, lambda tmp: mx.nd.save(tmp, save_dict))
+
+
+def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params):
+    """Write ``PREFIX-symbol.json`` (when ``symbol`` is given) and ``PREFIX-%04d.params``."""
+    if symbol is not None:
+        atomic_write(symbol_path(prefix), lambda tmp: symbol.save(tmp))
+    return save_params(param_path(prefix, epoch), arg_params, aux_params)
+
+
+def load_param(prefix, epoch, convert=False, ctx=None, process=False):
+    """Load ``PREFIX-%04d.params`` -> (arg_params, aux_params).
+
+    :param convert: copy the arrays to ``ctx`` (default CPU)
+    :param process: rename ``NAME_test`` parameters (older checkpoints) to ``NAME``
+    """
+    path = param_path(prefix, epoch)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('parameter file not found: %s (prefix %r, epoch %d)'
+                                % (path, prefix, int(epoch)))
+    try:
+        save_dict = mx.nd.load(path)
+    except mx.base.MXNetError as exc:
+        raise ValueError('cannot read parameter file %s (truncated or not an MXNet .params '
+                         'file): %s' % (path, str(exc).splitlines()[0] if str(exc) else exc))
+    if not isinstance(save_dict, dict):
+        raise ValueError('parameter file %s holds a list of arrays, not named parameters' % path)
+    arg_params, aux_params = {}, {}
+    for key, value in save_dict.items():
+        kind, sep, name = key.partition(':')
+        if not sep or kind not in ('arg', 'aux'):
+            raise ValueError('parameter file %s: key %r is neither arg:NAME nor aux:NAME'
+                             % (path, key))
+        if convert:
+            value = value.as_in_context(ctx or mx.cpu())
+        (arg_params if kind == 'arg' else aux_params)[name] = value
+    if process:
+        for name in [k for k in arg_params if k.endswith('_test')]:
+            arg_params[name[:-len('_test')]] = arg_params.pop(name)
+    return arg_params, aux_params
+
+
+def load_checkpoint(prefix, epoch):
+    """(symbol, arg_params, aux_params) as ``mx.model.load_checkpoint``, with clear errors."""
+    path = symbol_path(prefix)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('symbol file not found: %s' % path)
+    symbol = mx.sym.load(path)
+    arg_params, aux_params = load_param(prefix, epoch)
+    return symbol, arg_params, aux_params
+
+
+def check_param_shapes(sym, arg_params, aux_params, data_shapes, source=None,
+                       allow_extra=True):
+    """Check ``arg_params``/``aux_params`` against the shapes ``sym`` infers from ``data_shapes``.
+
+    :param data_shapes: dict or list of (name, shape) for the symbol's data/label inputs
+    :param source: file name used in error messages
+    Raises ``ValueError`` naming the first missing or mis-shaped parameter.
+    """
+    shapes = dict(data_shapes)
+    arg_shapes, _, aux_shapes = sym.infer_shape(**shapes)
+    if arg_shapes is None:
+        raise ValueError('cannot infer parameter shapes from data shapes %r' % (shapes,))
+    where = ' in %s' % source if source else ''
+    for kind, names, inferred, params in (
+            ('arg', sym.list_arguments(), arg_shapes, arg_params),
+            ('aux', sym.list_auxiliary_states(), aux_shapes, aux_params)):
+        for name, shape in zip(names, inferred):
+            if name in shapes:
+                continue
+            if name not in params:
+                raise ValueError('parameter %s (%s, expected shape %s) is missing%s'
+                                 % (name, kind, tuple(shape), where))
+            got = tuple(params[name].shape)
+            if got != tuple(shape):
+                raise ValueError('parameter %s (%s) has shape %s%s but the network expects %s'
+                                 % (name, kind, got, where, tuple(shape)))
+    if not allow_extra:
+        known = set(sym.list_arguments()) | set(sym.list_auxiliary_states())
+        extra = sorted((set(arg_params) | set(aux_params)) - known)
+        if extra:
+            raise ValueError('parameter %s%s is not used by the network' % (extra[0], where))
+
+
+def list_epochs(prefix):
+    """Sorted epochs for which ``PREFIX-%04d.params`` exists."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    base = os.path.basename(prefix) + '-'
+    epochs = []
+    if os.path.isdir(directory):
+        for fname in os.listdir(directory):
+            if fname.startswith(base) and fname.endswith('.params'):
+                num = fname[len(base):-len('.params')]
+                if num.isdigit():
+                    epochs.append(int(num))
+    return sorted(epochs)
+
+
+def last_epoch(prefix):
+    """Largest saved epoch for ``prefix`` or None."""
+    epochs = list_epochs(prefix)
+    return epochs[-1] if epochs else None
+
+
+def bbox_param_scales(num_channels, means, stds, channels_per_value=1):
+    """Per-output-channel (stds, means) for a box-regression layer of ``num_channels``.
+
+    ``means``/``stds`` have 4 values (or 4 * num_reg_classes); each value covers
+    ``channels_per_value`` consecutive channels (49 for ``rfcn_bbox``).
+    """
+    means = np.asarray(means, dtype=np.float32).ravel()
+    stds = np.asarray(stds, dtype=np.float32).ravel()
+    if num_channels % channels_per_value != 0:
+        raise ValueError('box regression layer has %d channels, not a multiple of %d'
+                         % (num_channels, channels_per_value))
+    values = num_channels // channels_per_value
+    if means.size != stds.size or values % means.size != 0:
+        raise ValueError('BBOX_MEANS/BBOX_STDS of %d values do not fit a layer of %d outputs'
+                         % (means.size, values))
+    reps = values // means.size
+    means = np.repeat(np.tile(means, reps), channels_per_value)
+    stds = np.repeat(np.tile(stds, reps), channels_per_value)
+    return stds, means
+
+
+def _convert_bbox(arg_params, means, stds, inverse):
+    out = dict(arg_params)
+    for layer, per_value in BBOX_LAYERS:
+        wname, bname = layer + '_weight', layer + '_bias'
+        if wname not in arg_params or bname not in arg_params:
+            continue
+        weight, bias = arg_params[wname], arg_params[bname]
+        s, m = bbox_param_scales(bias.shape[0], means, stds, per_value)
+        ctx = weight.context
+        s_nd = mx.nd.array(s, ctx=ctx)
+        m_nd = mx.nd.array(m, ctx=ctx)
+        w_shape = (-1,) + (1,) * (len(weight.shape) - 1)
+        if not inverse:
+            out[wname] = mx.nd.broadcast_mul(weight, s_nd.reshape(w_shape))
+            out[bname] = bias * s_nd + m_nd
+        else:
+            out[wname] = mx.nd.broadcast_div(weight, s_nd.reshape(w_shape))
+            out[bname] = (bias - m_nd) / s_nd
+    return out
+
+
+def unnormalize_bbox_params(arg_params, means, stds):
+    """Copy of ``arg_params`` with weight*stds and bias*stds+means for box regression layers."""
+    return _convert_bbox(arg_params, means, stds, inverse=False)
+
+
+def normalize_bbox_params(arg_params, means, stds):
+    """Inverse of :func:`unnormalize_bbox_params` (to resume training from a saved file)."""
+    return _convert_bbox(arg_params, means, stds, inverse=True)

@@ -1,0 +1,339 @@
+"""Experiment configuration.
+
+``load_config(path)`` reads an experiment YAML file over the complete defaults below and
+returns an :class:`easydict.EasyDict`. Every key of the original experiment files is
+accepted; an unknown key or a value of the wrong type raises ``ValueError`` naming the key
+and the file.
+
+Type rules: a key takes the type of its default; integers are accepted where a float is
+expected; ``gpus`` and ``TRAIN.lr_step`` are strings (a bare YAML number is turned into its
+string, e.g. ``lr_step: 5`` -> ``'5'``); ``SCALES`` is ``[short, long]`` (or a list of such
+pairs for multi-scale training); ``network.PIXEL_MEANS`` (B, G, R order) becomes a numpy
+array, as the original code base did. Keys whose default is ``None`` accept ``null`` or
+the type listed in ``_NULLABLE``.
+"""
+import copy
+import os
+
+import numpy as np
+import yaml
+from easydict import EasyDict
+
+# ----------------------------------------------------------------------------------------
+# Defaults: every key a config file may set. Keys marked (+) are this project's additions
+# to the original code base's set.
+# ----------------------------------------------------------------------------------------
+DEFAULTS = {
+    'MXNET_VERSION': 'mxnet',
+    'output_path': './output',
+    'symbol': '',
+    'gpus': '',                         # '' -> CPU; '0,1' -> two GPUs
+    'CLASS_AGNOSTIC': True,             # R-FCN: True (8 box outputs); Faster R-CNN: False
+    'SCALES': [600, 1000],              # [short side, max long side]
+    'config_name': '',                  # (+) set from the file name when empty
+    'default': {
+        'frequent': 20,                 # Speedometer period (batches)
+        'kvstore': 'device',
+        'prefetch': 2,                  # (+) data loader prefetch threads
+    },
+    'network': {
+        'pretrained': '',
+        'pretrained_epoch': 0,
+        'PIXEL_MEANS': [103.06, 115.90, 123.15],   # B, G, R
+        'IMAGE_STRIDE': 0,
+        'RPN_FEAT_STRIDE': 16,
+        'RCNN_FEAT_STRIDE': 16,
+        'FIXED_PARAMS': ['gamma', 'beta'],
+        'FIXED_PARAMS_SHARED': ['gamma', 'beta'],
+        'ANCHOR_SCALES': [8, 16, 32],
+        'ANCHOR_RATIOS': [0.5, 1, 2],
+        'NUM_ANCHORS': 9,
+        'BUILTIN_OPS': False,           # (+) use MXNet's mx.sym.contrib operators
+        'depth': 101,                   # (+) ResNet-v1 backbone depth
+    },
+    'dataset': {
+        'dataset': 'PascalVOC',
+        'image_set': '2007_trainval',
+        'test_image_set': '2007_test',
+        'root_path': './data',
+        'dataset_path': './data/VOCdevkit',
+        'NUM_CLASSES': 21,
+        'proposal': 'rpn',
+    },
+    'TRAIN': {
+        'lr': 0.0005,
+        'lr_step': '',                  # epochs, comma separated, e.g. '4.83'
+        'lr_factor': 0.1,
+        'warmup': False,
+        'warmup_lr': 0.0,
+        'warmup_step': 0,
+        'momentum': 0.9,                # (+)
+        'wd': 0.0005,                   # (+)
+        'clip_gradient': None,          # (+) null = no clipping (as the original)
+        'seed': 0,                      # (+) random seed (numpy, python, mxnet)
+        'begin_epoch': 0,
+        'end_epoch': 0,
+        'model_prefix': '',
+        'RESUME': False,
+        'FLIP': True,
+        'SHUFFLE': True,
+        'ENABLE_OHEM': False,
+        'BATCH_IMAGES': 1,
+        'END2END': True,
+        'ASPECT_GROUPING': True,
+        # R-CNN RoI sampling
+        'BATCH_ROIS': 128,
+        'BATCH_ROIS_OHEM': 128,
+        'FG_FRACTION': 0.25,
+        'FG_THRESH': 0.5,
+        'BG_THRESH_HI': 0.5,
+        'BG_THRESH_LO': 0.0,
+        'BBOX_REGRESSION_THRESH': 0.5,
+        'BBOX_WEIGHTS': [1.0, 1.0, 1.0, 1.0],
+        # RPN anchor targets
+        'RPN_BATCH_SIZE': 256,
+        'RPN_FG_FRACTION': 0.5,
+        'RPN_POSITIVE_OVERLAP': 0.7,
+        'RPN_NEGATIVE_OVERLAP': 0.3,
+        'RPN_CLOBBER_POSITIVES': False,
+        'RPN_BBOX_WEIGHTS': [1.0, 1.0, 1.0, 1.0],
+        'RPN_POSITIVE_WEIGHT': -1.0,
+        'RPN_ALLOWED_BORDER': 0,        # (+) anchors may cross the border by this many px
+        # RPN proposals during training
+        'CXX_PROPOSAL': False,
+        'RPN_NMS_THRESH': 0.7,
+        'RPN_PRE_NMS_TOP_N': 12000,
+        'RPN_POST_NMS_TOP_N': 2000,
+        'RPN_MIN_SIZE': 0,
+        # box regression target normalisation
+        'BBOX_NORMALIZATION_PRECOMPUTED': True,
+        'BBOX_MEANS': [0.0, 0.0, 0.0, 0.0],
+        'BBOX_STDS': [0.1, 0.1, 0.2, 0.2],
+    },
+    'TEST': {
+        'HAS_RPN': True,
+        'BATCH_IMAGES': 1,
+        'CXX_PROPOSAL': False,
+        'RPN_NMS_THRESH': 0.7,
+        'RPN_PRE_NMS_TOP_N': 6000,
+        'RPN_POST_NMS_TOP_N': 300,
+        'RPN_MIN_SIZE': 0,
+        'PROPOSAL_NMS_THRESH': 0.7,
+        'PROPOSAL_PRE_NMS_TOP_N': 20000,
+        'PROPOSAL_POST_NMS_TOP_N': 2000,
+        'PROPOSAL_MIN_SIZE': 0,
+        'NMS': 0.3,
+        'SCORE_THRESH': 0.001,          # (+) detections below this score are dropped
+        'max_per_image': 100,
+        'test_epoch': 0,
+        'USE_GPU_NMS': False,           # (+) CUDA NMS (dcn.nms.gpu_nms) when built
+        'SOFT_NMS': False,              # (+) soft-NMS instead of NMS for the final boxes
+        'SOFT_NMS_METHOD': 'linear',    # (+) 'linear' or 'gaussian'
+        'SOFT_NMS_SIGMA': 0.5,          # (+) gaussian soft-NMS sigma
+    },
+}
+
+# keys whose default is None: the type they take when set
+_NULLABLE = {'TRAIN.clip_gradient': float}
+# keys with a fixed set of values
+_CHOICES = {'TEST.SOFT_NMS_METHOD': ('linear', 'gaussian')}
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _err(key, path, msg):
+    return ValueError('config %s: key %r %s' % (path, key, msg))
+
+
+def _check_scales(v, key, path):
+    def pair(p):
+        return (isinstance(p, (list, tuple)) and len(p) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in p))
+    if pair(v):
+        return [int(v[0]), int(v[1])]
+    if isinstance(v, (list, tuple)) and len(v) > 0 and all(pair(p) for p in v):
+        return [[int(p[0]), int(p[1])] for p in v]
+    raise _err(key, path, 'must be [short, long] (positive ints) or a list of such pairs, got %r' % (v,))
+
+
+def _coerce(key, default, v, path):
+    """Return ``v`` checked against (and converted to) the type of ``default``."""
+    if key in _CHOICES:
+        if v not in _CHOICES[key]:
+            raise _err(key, path, 'must be one of %s, got %r' % (list(_CHOICES[key]), v))
+        return v
+    if key == 'SCALES':
+        return _check_scales(v, key, path)
+    if key in ('gpus', 'TRAIN.lr_step'):
+        if v is None:
+            return ''
+        if _is_number(v):
+            return str(v)
+        if not isinstance(v, str):
+            raise _err(key, path, 'must be a string (e.g. %s), got %r' %
+                       ("'0,1'" if key == 'gpus' else "'4.83'", v))
+        return v
+    if key == 'network.PIXEL_MEANS':
+        if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_number(x) for x in v)):
+            raise _err(key, path, 'must be a list of 3 numbers (B, G, R), got %r' % (v,))
+        return [float(x) for x in v]
+    if default is None:
+        want = _NULLABLE[key]
+        if v is None:
+            return None
+        if want is float and _is_number(v):
+            return float(v)
+        if isinstance(v, want) and not isinstance(v, bool):
+            return v
+        raise _err(key, path, 'must be null or %s, got %r' % (want.__name__, v))
+    if isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise _err(key, path, 'must be true or false, got %r' % (v,))
+        return v
+    if isinstance(default, int):
+        if not (isinstance(v, int) and not isinstance(v, bool)):
+            raise _err(key, path, 'must be an integer, got %r' % (v,))
+        return v
+    if isinstance(default, float):
+        if not _is_number(v):
+            raise _err(key, path, 'must be a number, got %r' % (v,))
+        return float(v)
+    if isinstance(default, str):
+        if not isinstance(v, str):
+            raise _err(key, path, 'must be a string, got %r' % (v,))
+        return v
+    if isinstance(default, list):
+        if not isinstance(v, (list, tuple)):
+            raise _err(key, path, 'must be a list, got %r' % (v,))
+        if default and all(isinstance(x, str) for x in default):
+            if not all(isinstance(x, str) for x in v):
+                raise _err(key, path, 'must be a list of strings, got %r' % (v,))
+            return list(v)
+        if not all(_is_number(x) for x in v):
+            raise _err(key, path, 'must be a list of numbers, got %r' % (v,))
+        if len(default) == 4 and len(v) != 4:
+            raise _err(key, path, 'must have 4 entries, got %r' % (v,))
+        if all(isinstance(x, float) for x in default):
+            return [float(x) for x in v]
+        return list(v)
+    raise _err(key, path, 'has an unsupported default type')  # pragma: no cover
+
+
+def _merge(dst, src, prefix, path):
+    if not isinstance(src, dict):
+        raise ValueError('config %s: %s must be a mapping, got %r'
+                         % (path, repr(prefix.rstrip('.')) if prefix else 'the file', src))
+    for k, v in src.items():
+        key = prefix + str(k)
+        if k not in dst:
+            raise ValueError('config %s: unknown key %r' % (path, key))
+        if isinstance(dst[k], dict):
+            if v is None:
+                continue
+            _merge(dst[k], v, key + '.', path)
+        else:
+            dst[k] = _coerce(key, dst[k], v, path)
+
+
+def _finalize(cfg, path):
+    cfg['network']['PIXEL_MEANS'] = np.array(cfg['network']['PIXEL_MEANS'], dtype=np.float32)
+    na = len(cfg['network']['ANCHOR_SCALES']) * len(cfg['network']['ANCHOR_RATIOS'])
+    if cfg['network']['NUM_ANCHORS'] != na:
+        raise ValueError('config %s: key network.NUM_ANCHORS is %d but ANCHOR_SCALES x ANCHOR_RATIOS '
+                         'gives %d anchors' % (path, cfg['network']['NUM_ANCHORS'], na))
+    if cfg['dataset']['NUM_CLASSES'] < 2:
+        raise ValueError('config %s: key dataset.NUM_CLASSES must be >= 2 (background included)' % path)
+    _gpu_ids(cfg['gpus'], path)
+    for s in str(cfg['TRAIN']['lr_step']).split(','):
+        if s.strip():
+            try:
+                float(s)
+            except ValueError:
+                raise ValueError('config %s: key TRAIN.lr_step must be comma-separated epochs '
+                                 '(e.g. \'4.83\'), got %r' % (path, cfg['TRAIN']['lr_step'])) from None
+
+
+def default_config():
+    """A fresh EasyDict holding the defaults (PIXEL_MEANS as a numpy array)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    _finalize(cfg, '<defaults>')
+    return EasyDict(cfg)
+
+
+def load_config(path):
+    """Load the experiment YAML ``path`` over the defaults; returns an EasyDict."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('config file not found: %s' % path)
+    with open(path, 'r') as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError('config %s: not valid YAML: %s' % (path, exc)) from None
+    cfg = copy.deepcopy(DEFAULTS)
+    if data is not None:
+        _merge(cfg, data, '', path)
+    if not cfg['config_name']:
+        cfg['config_name'] = os.path.splitext(os.path.basename(path))[0]
+    _finalize(cfg, path)
+    return EasyDict(cfg)
+
+
+def update_config(cfg, overrides, source='<overrides>'):
+    """Apply a nested dict of overrides to a loaded config (same checks as the file)."""
+    plain = _to_plain(cfg)
+    _merge(plain, overrides, '', source)
+    _finalize(plain, source)
+    return EasyDict(plain)
+
+
+def _to_plain(d):
+    if isinstance(d, dict):
+        return {k: _to_plain(v) for k, v in d.items()}
+    if isinstance(d, np.ndarray):
+        return d.tolist()
+    if isinstance(d, tuple):
+        return list(d)
+    return copy.deepcopy(d)
+
+
+def config_to_dict(cfg):
+    """Plain nested dict of ``cfg`` (numpy arrays as lists), e.g. for ``yaml.safe_dump``."""
+    return _to_plain(cfg)
+
+
+def get_scales(cfg):
+    """List of (short, long) training/testing scales from ``cfg.SCALES``."""
+    s = cfg.SCALES
+    if len(s) == 2 and all(isinstance(x, (int, np.integer)) for x in s):
+        return [(int(s[0]), int(s[1]))]
+    return [(int(p[0]), int(p[1])) for p in s]
+
+
+def _gpu_ids(gpus, path):
+    gpus = '' if gpus is None else str(gpus).strip()
+    ids = []
+    if gpus:
+        for tok in gpus.split(','):
+            tok = tok.strip()
+            if not tok.isdigit():
+                raise ValueError('config %s: key \'gpus\' must be comma-separated GPU ids like '
+                                 '\'0,1\' (or empty for CPU), got %r' % (path, gpus))
+            ids.append(int(tok))
+    return ids
+
+
+def get_gpu_ids(cfg):
+    """List of GPU ids in ``cfg.gpus`` (empty for CPU)."""
+    return _gpu_ids(cfg['gpus'], '<config>')
+
+
+def get_contexts(cfg):
+    """List of mx.Context for ``cfg.gpus`` ('' -> [mx.cpu()], '0,2' -> [mx.gpu(0), mx.gpu(2)])."""
+    ids = get_gpu_ids(cfg)
+    import mxnet as mx
+    if not ids:
+        return [mx.cpu()]
+    return [mx.gpu(i) for i in ids]

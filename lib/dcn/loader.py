@@ -1,0 +1,365 @@
+"""Data iterators for end-to-end training (:class:`AnchorLoader`) and testing (:class:`TestLoader`).
+
+Batches are assembled by a background thread (images read, resized, anchor
+targets computed) and handed over through a bounded queue, so the network
+rarely waits for data.  The thread is a daemon, is stopped and joined by
+``reset()`` / ``close()`` and never keeps the interpreter alive; an error in
+it is re-raised by ``next()`` in the consuming thread.
+"""
+import logging
+import queue
+import sys
+import threading
+
+import mxnet as mx
+import numpy as np
+
+from dcn.image import get_image, get_train_image, tensor_vstack
+from dcn.rpn.assign_anchor import assign_anchor
+
+__all__ = ['AnchorLoader', 'TestLoader', 'PrefetchingIter']
+
+_log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class PrefetchingIter(mx.io.DataIter):
+    """Base class: a worker thread builds the numpy batches of one epoch in order.
+
+    Subclasses implement ``_epoch_batches()`` (list of per-batch roidb index
+    arrays, called at each reset) and ``_make_batch(indices)`` (dict of numpy
+    arrays plus metadata) and ``_to_databatch(batch)``.
+    """
+
+    def __init__(self, batch_size, prefetch=2):
+        super(PrefetchingIter, self).__init__(batch_size)
+        self._prefetch = max(1, int(prefetch))
+        self._thread = None
+        self._stop_event = threading.Event()
+        self._queue = None
+        self._batches = []
+        self._cursor = 0
+        self._peeked = None
+
+    # ---- worker management ------------------------------------------------------------
+    def _worker(self, batches, out_queue, stop_event):
+        try:
+            for indices in batches:
+                if stop_event.is_set():
+                    return
+                item = ('ok', self._make_batch(indices))
+                while not stop_event.is_set():
+                    try:
+                        out_queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException:  # handed to the consumer, re-raised there
+            exc_info = sys.exc_info()
+            while not stop_event.is_set():
+                try:
+                    out_queue.put(('error', exc_info), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def _stop_worker(self):
+        if self._thread is not None:
+            self._stop_event.set()
+            self._thread.join()
+            self._thread = None
+        self._queue = None
+        self._peeked = None
+
+    def _start_worker(self):
+        self._stop_worker()
+        self._stop_event = threading.Event()
+        self._queue = queue.Queue(maxsize=self._prefetch)
+        self._thread = threading.Thread(target=self._worker, name=type(self).__name__ + '-prefetch',
+                                        args=(list(self._batches), self._queue, self._stop_event))
+        self._thread.daemon = True
+        self._thread.start()
+
+    def close(self):
+        """Stop the prefetching thread (idempotent)."""
+        self._stop_worker()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- DataIter protocol ----------------------------------------------------------
+    def reset(self):
+        self._batches = self._epoch_batches()
+        self._cursor = 0
+        self._start_worker()
+
+    def __len__(self):
+        return len(self._batches)
+
+    def _get(self):
+        if self._peeked is not None:
+            item, self._peeked = self._peeked, None
+            return item
+        if self._thread is None:
+            self._start_worker()
+        while True:
+            try:
+                kind, payload = self._queue.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError('%s: data worker ended unexpectedly' % type(self).__name__)
+        if kind == 'error':
+            self._stop_worker()
+            raise payload[1].with_traceback(payload[2])
+        return payload
+
+    def _peek(self):
+        """First batch of the epoch without consuming it (for shapes)."""
+        if self._peeked is None:
+            if self._cursor >= len(self._batches):
+                raise StopIteration
+            self._peeked = self._get()
+        return self._peeked
+
+    def iter_next(self):
+        return self._cursor < len(self._batches)
+
+    def next(self):
+        if not self.iter_next():
+            raise StopIteration
+        batch = self._get()
+        self._cursor += 1
+        return self._to_databatch(batch)
+
+
+def _grouped_order(roidb, batch_size, shuffle, aspect_grouping, rng):
+    """Batches of roidb indices; with aspect grouping each batch is all-landscape or all-portrait."""
+    n = len(roidb)
+    if aspect_grouping:
+        widths = np.array([r['width'] for r in roidb])
+        heights = np.array([r['height'] for r in roidb])
+        horz = np.where(widths >= heights)[0]
+        vert = np.where(widths < heights)[0]
+        if shuffle:
+            horz, vert = rng.permutation(horz), rng.permutation(vert)
+        batches, leftover = [], []
+        for group in (horz, vert):
+            full = len(group) // batch_size * batch_size
+            batches += [group[i:i + batch_size] for i in range(0, full, batch_size)]
+            leftover += list(group[full:])
+        leftover = np.array(leftover, dtype=np.int64)
+        full = len(leftover) // batch_size * batch_size
+        batches += [leftover[i:i + batch_size] for i in range(0, full, batch_size)]
+        if shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    full = n // batch_size * batch_size
+    return [order[i:i + batch_size] for i in range(0, full, batch_size)]
+
+
+class AnchorLoader(PrefetchingIter):
+    """Training batches for end-to-end Faster R-CNN / R-FCN.
+
+    data: ``data`` (N, 3, H, W) (images zero-padded to the largest of the batch),
+    ``im_info`` (N, 3), ``gt_boxes`` (N, G, 5) padded with -1 rows;
+    label: ``label`` (N, A*H'*W'), ``bbox_target`` and ``bbox_weight`` (N, 4A, H', W')
+    where (H', W') is the shape of ``feat_sym`` (``rpn_cls_score``) for that input.
+
+    :param batch_size: images per iteration over all devices (``BATCH_IMAGES * len(ctx)``)
+    :param ctx: list of contexts (the batch is split evenly across them)
+    :param seed: seed of the loader's RandomState (order, scales, anchor sampling)
+    """
+    data_names = ['data', 'im_info', 'gt_boxes']
+    label_names = ['label', 'bbox_target', 'bbox_weight']
+
+    def __init__(self, feat_sym, roidb, cfg, batch_size=1, shuffle=False, ctx=None,
+                 work_load_list=None, feat_stride=16, anchor_scales=(8, 16, 32),
+                 anchor_ratios=(0.5, 1, 2), allowed_border=0, aspect_grouping=False,
+                 seed=None, prefetch=None):
+        if len(roidb) == 0:
+            raise ValueError('AnchorLoader: roidb is empty')
+        self.ctx = list(ctx) if ctx else [mx.cpu()]
+        batch_size = int(batch_size)
+        if batch_size <= 0 or batch_size % len(self.ctx) != 0:
+            raise ValueError('AnchorLoader: batch_size %d must be a positive multiple of the '
+                             'number of devices (%d)' % (batch_size, len(self.ctx)))
+        if len(roidb) < batch_size:
+            raise ValueError('AnchorLoader: %d images cannot fill one batch of %d'
+                             % (len(roidb), batch_size))
+        if work_load_list is not None and len(set(work_load_list)) > 1:
+            raise ValueError('AnchorLoader: uneven work_load_list is not supported')
+        super(AnchorLoader, self).__init__(batch_size, prefetch if prefetch is not None
+                                           else cfg.default.get('prefetch', 2))
+        self.feat_sym = feat_sym
+        self.roidb = roidb
+        self.cfg = cfg
+        self.shuffle = shuffle
+        self.feat_stride = int(feat_stride)
+        self.anchor_scales = tuple(anchor_scales)
+        self.anchor_ratios = tuple(anchor_ratios)
+        self.allowed_border = allowed_border
+        self.aspect_grouping = aspect_grouping
+        self._rng = np.random.RandomState(seed)
+        self._order_rng = np.random.RandomState(None if seed is None else seed + 1)
+        self._feat_cache = {}
+        self._feat_lock = threading.Lock()
+        self.reset()
+        first = self._peek()
+        self._provide_data = [(k, first[k].shape) for k in self.data_names]
+        self._provide_label = [(k, first[k].shape) for k in self.label_names]
+
+    @property
+    def provide_data(self):
+        return [mx.io.DataDesc(k, s) for k, s in self._provide_data]
+
+    @property
+    def provide_label(self):
+        return [mx.io.DataDesc(k, s) for k, s in self._provide_label]
+
+    @property
+    def iters_per_epoch(self):
+        return len(self.roidb) // self.batch_size
+
+    def _epoch_batches(self):
+        return _grouped_order(self.roidb, self.batch_size, self.shuffle, self.aspect_grouping,
+                              self._order_rng)
+
+    def feat_shape(self, data_shape):
+        """Shape of ``feat_sym``'s output for an input ``data`` of ``data_shape``."""
+        data_shape = tuple(int(d) for d in data_shape)
+        with self._feat_lock:
+            return self._feat_shape_locked(data_shape)
+
+    def _feat_shape_locked(self, data_shape):
+        if data_shape not in self._feat_cache:
+            _, out_shapes, _ = self.feat_sym.infer_shape(data=data_shape)
+            if out_shapes is None or len(out_shapes) == 0:
+                raise ValueError('AnchorLoader: cannot infer the feature shape for data %s'
+                                 % (data_shape,))
+            self._feat_cache[data_shape] = tuple(out_shapes[0])
+        return self._feat_cache[data_shape]
+
+    def infer_shape(self, max_data_shape=None, max_label_shape=None):
+        """Label shapes for the data shapes given; returns (data shapes, label shapes)."""
+        data_shape = dict(max_data_shape or [])
+        shape = data_shape['data']
+        feat = self.feat_shape(shape)
+        num_anchors = len(self.anchor_scales) * len(self.anchor_ratios)
+        n, h, w = shape[0], feat[-2], feat[-1]
+        label_shape = [('label', (n, num_anchors * h * w)),
+                       ('bbox_target', (n, 4 * num_anchors, h, w)),
+                       ('bbox_weight', (n, 4 * num_anchors, h, w))]
+        return list(data_shape.items()), label_shape
+
+    def _make_batch(self, indices):
+        ims, infos, gts = [], [], []
+        for i in indices:
+            tensor, im_info, gt_boxes = get_train_image(self.roidb[i], self.cfg, rng=self._rng)
+            ims.append(tensor)
+            infos.append(np.asarray(im_info, dtype=np.float32).reshape(1, 3))
+            gts.append(np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 5))
+        data = tensor_vstack(ims, pad=0).astype(np.float32)
+        num_gt = max(1, max(g.shape[0] for g in gts))
+        gt_boxes = np.full((len(gts), num_gt, 5), -1, dtype=np.float32)
+        for k, g in enumerate(gts):
+            gt_boxes[k, :g.shape[0]] = g
+        per_dev = data.shape[0] // len(self.ctx)
+        feat = self.feat_shape((per_dev,) + data.shape[1:])
+        labels = {'label': [], 'bbox_target': [], 'bbox_weight': []}
+        for k in range(len(gts)):
+            res = assign_anchor(feat, gts[k], infos[k][0], self.cfg, self.feat_stride,
+                                self.anchor_scales, self.anchor_ratios, self.allowed_border,
+                                rng=self._rng)
+            for key in labels:
+                labels[key].append(res[key])
+        batch = {'data': data, 'im_info': np.vstack(infos), 'gt_boxes': gt_boxes,
+                 'index': np.asarray(indices)}
+        for key in labels:
+            batch[key] = np.concatenate(labels[key], axis=0)
+        return batch
+
+    def _to_databatch(self, batch):
+        data = [mx.nd.array(batch[k]) for k in self.data_names]
+        label = [mx.nd.array(batch[k]) for k in self.label_names]
+        provide_data = [mx.io.DataDesc(k, batch[k].shape) for k in self.data_names]
+        provide_label = [mx.io.DataDesc(k, batch[k].shape) for k in self.label_names]
+        self._provide_data = [(k, batch[k].shape) for k in self.data_names]
+        self._provide_label = [(k, batch[k].shape) for k in self.label_names]
+        return mx.io.DataBatch(data=data, label=label, pad=0, index=batch['index'],
+                               provide_data=provide_data, provide_label=provide_label)
+
+
+class TestLoader(PrefetchingIter):
+    """Test batches: ``data`` (N, 3, H, W) and ``im_info`` (N, 3), in roidb order.
+
+    The last batch is completed by repeating its last image; ``DataBatch.pad``
+    says how many trailing entries are repeats, ``DataBatch.index`` holds the
+    roidb indices.
+    """
+    data_names = ['data', 'im_info']
+
+    def __init__(self, roidb, cfg, batch_size=1, shuffle=False, has_rpn=True, prefetch=None):
+        if len(roidb) == 0:
+            raise ValueError('TestLoader: roidb is empty')
+        if not has_rpn:
+            raise ValueError('TestLoader: only networks with an RPN (TEST.HAS_RPN) are supported')
+        if int(batch_size) <= 0:
+            raise ValueError('TestLoader: batch_size must be positive, got %r' % (batch_size,))
+        super(TestLoader, self).__init__(int(batch_size), prefetch if prefetch is not None
+                                         else cfg.default.get('prefetch', 2))
+        self.roidb = roidb
+        self.cfg = cfg
+        self.shuffle = shuffle
+        self.has_rpn = has_rpn
+        self._rng = np.random.RandomState(0)
+        self.reset()
+        first = self._peek()
+        self._provide_data = [(k, first[k].shape) for k in self.data_names]
+
+    @property
+    def provide_data(self):
+        return [mx.io.DataDesc(k, s) for k, s in self._provide_data]
+
+    @property
+    def provide_label(self):
+        return None
+
+    @property
+    def size(self):
+        return len(self.roidb)
+
+    def _epoch_batches(self):
+        n = len(self.roidb)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        batches = []
+        for i in range(0, n, self.batch_size):
+            chunk = order[i:i + self.batch_size]
+            batches.append(chunk)
+        return batches
+
+    def _make_batch(self, indices):
+        pad = self.batch_size - len(indices)
+        full = np.concatenate([indices, np.repeat(indices[-1:], pad)]) if pad else indices
+        ims, recs = get_image([self.roidb[i] for i in full], self.cfg)
+        return {'data': tensor_vstack(ims, pad=0).astype(np.float32),
+                'im_info': np.vstack([np.asarray(r['im_info'], np.float32).reshape(1, 3)
+                                      for r in recs]),
+                'index': np.asarray(indices), 'pad': pad}
+
+    def _to_databatch(self, batch):
+        data = [mx.nd.array(batch[k]) for k in self.data_names]
+        provide_data = [mx.io.DataDesc(k, batch[k].shape) for k in self.data_names]
+        self._provide_data = [(k, batch[k].shape) for k in self.data_names]
+        return mx.io.DataBatch(data=data, label=None, pad=batch['pad'], index=batch['index'],
+                               provide_data=provide_data, provide_label=None)

@@ -1,0 +1,48 @@
+"""Deformable ConvNets operators for MXNet.
+
+``import dcn.ops`` loads the compiled library ``libdcn_ops.so`` (built by ``./init.sh`` /
+``operator_cxx/build.sh``) once and exposes, with the keyword arguments of the MXNet
+``contrib`` operators:
+
+- ``dcn.ops.nd.X`` (NDArray) and ``dcn.ops.sym.X`` (Symbol) for X in
+  ``DeformableConvolution``, ``ModulatedDeformableConvolution``, ``DeformablePSROIPooling``,
+  ``PSROIPooling``;
+- ``dcn.ops.sym_ops(builtin=False)``: a namespace holding the four symbol functions, either
+  these or MXNet's ``mx.sym.contrib`` ones.
+
+The operators are registered in MXNet as ``dcn_<X>``. If the library is missing or was built
+for another MXNet version, using any of them raises :class:`OperatorLibraryError` (asking to
+run ``./init.sh``); ``sym_ops(builtin=True)`` works without the library.
+
+Gradients are always written, never accumulated: MXNet's extension API does not pass the
+gradient request, so ``grad_req='add'`` on an argument consumed directly by one of these
+operators is not supported.
+"""
+import types
+
+import mxnet as mx
+
+from ._library import (OperatorLibraryError, load_library, is_loaded, LIB_PATH, OP_NAMES,
+                       OP_PREFIX)
+from . import nd
+from . import sym
+
+__all__ = ['nd', 'sym', 'sym_ops', 'load_library', 'is_loaded', 'OperatorLibraryError',
+           'LIB_PATH', 'OP_NAMES', 'OP_PREFIX']
+
+try:
+    load_library()
+except OperatorLibraryError:
+    # Reported (with the fix) when one of the operators is first used.
+    pass
+
+
+def sym_ops(builtin=False):
+    """Namespace of the four symbol functions: ours (``builtin=False``, loads the library,
+    raising :class:`OperatorLibraryError` if it is unusable) or ``mx.sym.contrib``'s."""
+    if builtin:
+        src = mx.sym.contrib
+    else:
+        load_library()
+        src = sym
+    return types.SimpleNamespace(**{n: getattr(src, n) for n in OP_NAMES})

@@ -1,0 +1,72 @@
+"""NDArray entry points of the deformable operators (keyword arguments as ``mx.nd.contrib``)."""
+import mxnet as mx
+
+from . import _common as C
+from ._library import nd_op
+
+
+def _check(op, inputs):
+    arrays = []
+    for name, value in inputs:
+        if value is None:
+            raise ValueError('%s: input %r is required' % (op, name))
+        if not isinstance(value, mx.nd.NDArray):
+            raise TypeError('%s: input %r must be an mxnet NDArray, got %s'
+                            % (op, name, type(value).__name__))
+        arrays.append(value)
+    return arrays
+
+
+def _finish(result, out):
+    if out is not None:
+        result.copyto(out)
+        return out
+    return result
+
+
+def DeformableConvolution(data=None, offset=None, weight=None, bias=None, out=None, name=None,
+                          **kwargs):
+    """Deformable convolution (DCNv1), same arguments and result as
+    ``mx.nd.contrib.DeformableConvolution``."""
+    op = 'DeformableConvolution'
+    params = C.op_params(op, C.CONV_PARAMS, kwargs)
+    arrays = _check(op, C.conv_inputs(op, False, data, offset, None, weight, bias, params))
+    return nd_op(op)(*arrays, out=out, **params)
+
+
+def ModulatedDeformableConvolution(data=None, offset=None, mask=None, weight=None, bias=None,
+                                   out=None, name=None, **kwargs):
+    """Modulated deformable convolution (DCNv2), same arguments and result as
+    ``mx.nd.contrib.ModulatedDeformableConvolution``."""
+    op = 'ModulatedDeformableConvolution'
+    params = C.op_params(op, C.MCONV_PARAMS, kwargs)
+    arrays = _check(op, C.conv_inputs(op, True, data, offset, mask, weight, bias, params))
+    return nd_op(op)(*arrays, out=out, **params)
+
+
+def DeformablePSROIPooling(data=None, rois=None, trans=None, out=None, name=None, **kwargs):
+    """Deformable position-sensitive RoI pooling, same arguments and result as
+    ``mx.nd.contrib.DeformablePSROIPooling`` (the pooled map)."""
+    op = 'DeformablePSROIPooling'
+    params = C.op_params(op, C.DPSROI_PARAMS, kwargs)
+    arrays = _check(op, C.dpsroi_inputs(op, data, rois, trans, params))
+    return _finish(nd_op(op)(*arrays, **params)[0], out)
+
+
+def DeformablePSROIPooling_with_count(data=None, rois=None, trans=None, **kwargs):
+    """As :func:`DeformablePSROIPooling`, returning ``(output, top_count)`` where ``top_count``
+    holds the number of in-map samples averaged in each bin."""
+    op = 'DeformablePSROIPooling'
+    params = C.op_params(op, C.DPSROI_PARAMS, kwargs)
+    arrays = _check(op, C.dpsroi_inputs(op, data, rois, trans, params))
+    res = nd_op(op)(*arrays, **params)
+    return res[0], res[1]
+
+
+def PSROIPooling(data=None, rois=None, out=None, name=None, **kwargs):
+    """Position-sensitive RoI pooling (R-FCN), same arguments and result as
+    ``mx.nd.contrib.PSROIPooling``."""
+    op = 'PSROIPooling'
+    params = C.op_params(op, C.PSROI_PARAMS, kwargs)
+    arrays = _check(op, [('data', data), ('rois', rois)])
+    return nd_op(op)(*arrays, out=out, **params)

@@ -1,0 +1,101 @@
+"""``train_end2end_main`` / ``test_main``: argument parsing around dcn.train and dcn.tester.
+
+Both read ``--cfg FILE`` (an experiment YAML) and ignore options meant for the
+other, so one command line can drive training followed by testing.
+"""
+import argparse
+import logging
+import os
+
+__all__ = ['train_end2end_main', 'test_main', 'train_test_main', 'parse_train_args',
+           'parse_test_args']
+
+
+def _base_parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--cfg', required=True, help='experiment configuration file (YAML)')
+    parser.add_argument('--gpus', default=None,
+                        help="override 'gpus' (comma-separated ids; empty string for CPU)")
+    return parser
+
+
+def parse_train_args(argv=None):
+    parser = _base_parser('Train an end-to-end detection network')
+    parser.add_argument('--frequent', type=int, default=None,
+                        help='log speed and metrics every N batches (default.frequent)')
+    parser.add_argument('--output_path', default=None, help='override output_path')
+    parser.add_argument('--begin_epoch', type=int, default=None)
+    parser.add_argument('--end_epoch', type=int, default=None)
+    parser.add_argument('--resume', action='store_true', help='set TRAIN.RESUME')
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def parse_test_args(argv=None):
+    parser = _base_parser('Test a detection network')
+    parser.add_argument('--epoch', type=int, default=None, help='checkpoint epoch '
+                        '(default TEST.test_epoch)')
+    parser.add_argument('--prefix', default=None, help='checkpoint prefix (default: the '
+                        'training output of this config)')
+    parser.add_argument('--output_path', default=None, help='override output_path')
+    parser.add_argument('--vis', action='store_true', help='draw detections to PNG files')
+    parser.add_argument('--ignore_cache', action='store_true',
+                        help='recompute detections even if cached')
+    parser.add_argument('--thresh', type=float, default=None,
+                        help='score threshold (default TEST.SCORE_THRESH)')
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def _load(args):
+    from dcn.config import load_config, update_config
+    cfg = load_config(args.cfg)
+    overrides = {}
+    if args.gpus is not None:
+        overrides['gpus'] = args.gpus
+    if getattr(args, 'output_path', None):
+        overrides['output_path'] = args.output_path
+    if getattr(args, 'resume', False):
+        overrides['TRAIN'] = {'RESUME': True}
+    if overrides:
+        cfg = update_config(cfg, overrides, source='command line')
+    return cfg
+
+
+def train_end2end_main(symbol_package, argv=None):
+    """Parse arguments, train; returns (prefix, last epoch)."""
+    from dcn.train import create_logger, output_dir, save_config, train_net
+    args = parse_train_args(argv)
+    cfg = _load(args)
+    name = cfg.config_name
+    final = output_dir(cfg, name, cfg.dataset.image_set)
+    logger = create_logger(final, name, 'train')
+    logger.info('command line: %s', vars(args))
+    save_config(cfg, os.path.join(final, name + '.yaml'))
+    return train_net(cfg, symbol_package, name, frequent=args.frequent, logger=logger,
+                     begin_epoch=args.begin_epoch, end_epoch=args.end_epoch)
+
+
+def test_main(symbol_package, argv=None):
+    """Parse arguments, test a checkpoint; returns the evaluation results."""
+    from dcn.tester import test_net
+    from dcn.train import create_logger, output_dir
+    args = parse_test_args(argv)
+    cfg = _load(args)
+    name = cfg.config_name
+    prefix = args.prefix or os.path.join(output_dir(cfg, name, cfg.dataset.image_set),
+                                         cfg.TRAIN.model_prefix or 'e2e')
+    epoch = cfg.TEST.test_epoch if args.epoch is None else args.epoch
+    final = output_dir(cfg, name, cfg.dataset.test_image_set)
+    logger = create_logger(final, name, 'test')
+    logger.info('testing %s-%04d.params on %s', prefix, epoch, cfg.dataset.test_image_set)
+    return test_net(cfg, symbol_package, prefix, epoch, vis=args.vis,
+                    ignore_cache=args.ignore_cache, thresh=args.thresh, logger=logger,
+                    output_dir=final)
+
+
+def train_test_main(symbol_package, argv=None):
+    """Train, then test the configured epoch (``--epoch`` or TEST.test_epoch)."""
+    train_end2end_main(symbol_package, argv)
+    logging.getLogger('dcn').info('training finished, testing')
+    return test_main(symbol_package, argv)

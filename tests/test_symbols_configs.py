@@ -1,0 +1,95 @@
+"""Experiment configs and launch scripts: reference settings kept verbatim, Shapes settings
+consistent with the dataset and the networks."""
+import glob
+import importlib
+import os
+import re
+
+import pytest
+import yaml
+
+from dcn.config import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REF = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
+if not os.path.isdir(REF):
+    REF = '/work/shared/reference-configs'
+REF_FILES = sorted(glob.glob(os.path.join(REF, '*', '*.yaml')))
+
+
+def _rel(path):
+    return os.path.relpath(path, REF)
+
+
+@pytest.mark.skipif(not REF_FILES, reason='reference configs not available')
+@pytest.mark.parametrize('ref', REF_FILES, ids=_rel)
+def test_reference_configs_kept_verbatim(ref):
+    family, name = os.path.split(_rel(ref))
+    ours = os.path.join(ROOT, 'experiments', family, 'cfgs', name)
+    assert os.path.isfile(ours), ours
+    with open(ref) as f:
+        want = yaml.safe_load(f)
+    with open(ours) as f:
+        got = yaml.safe_load(f)
+    assert got == want
+    load_config(ours)   # every key is known to the loader
+
+
+SHAPES = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', 'shapes*.yaml')))
+
+
+def test_shapes_configs_present():
+    names = {os.path.relpath(p, os.path.join(ROOT, 'experiments')) for p in SHAPES}
+    assert names == {'rfcn/cfgs/shapes_rfcn_dcn.yaml', 'rfcn/cfgs/shapes_rfcn.yaml',
+                     'rfcn/cfgs/shapes_mini_rfcn_dcn.yaml',
+                     'faster_rcnn/cfgs/shapes_rcnn_dcn.yaml', 'faster_rcnn/cfgs/shapes_rcnn.yaml',
+                     'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml'}
+
+
+@pytest.mark.parametrize('path', SHAPES, ids=os.path.basename)
+def test_shapes_configs_consistent(path):
+    from dcn.dataset import shapes
+    cfg = load_config(path)
+    assert cfg.dataset.dataset == 'Shapes'
+    assert cfg.dataset.NUM_CLASSES == shapes.NUM_CLASSES
+    assert cfg.gpus == '' and cfg.network.pretrained == ''
+    assert cfg.network.FIXED_PARAMS == []
+    mini = '_mini_' in os.path.basename(path)
+    assert (cfg.dataset.image_set, cfg.dataset.test_image_set) == (
+        ('minitrain', 'minitest') if mini else ('train', 'test'))
+    assert cfg.TEST.test_epoch == cfg.TRAIN.end_epoch
+    steps = [float(s) for s in cfg.TRAIN.lr_step.split(',')]
+    assert all(0 < s <= cfg.TRAIN.end_epoch for s in steps)
+    # anchors cover the object sizes of the data set (side 28..120 px at scale ~1)
+    sizes = [16 * s for s in cfg.network.ANCHOR_SCALES]
+    assert min(sizes) <= shapes.OBJECT_SIZE_RANGE[0] * 1.5
+    assert max(sizes) >= shapes.OBJECT_SIZE_RANGE[1]
+    pkg = 'rfcn' if '/rfcn/' in path else 'faster_rcnn'
+    module = importlib.import_module('%s.symbols.%s' % (pkg, cfg.symbol))
+    assert hasattr(module, cfg.symbol)
+    assert cfg.CLASS_AGNOSTIC == (pkg == 'rfcn')
+    assert cfg.TRAIN.ENABLE_OHEM == (pkg == 'rfcn')
+
+
+SCRIPTS = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*', '*.sh')))
+
+
+@pytest.mark.parametrize('script', SCRIPTS, ids=os.path.basename)
+def test_scripts_point_at_existing_configs(script):
+    with open(script) as f:
+        text = f.read()
+    assert 'set -e' in text
+    m = re.search(r'--cfg (\S+\.yaml)', text)
+    assert m, script
+    assert os.path.isfile(os.path.join(ROOT, m.group(1))), m.group(1)
+    entry = re.search(r'(experiments/\S+\.py)', text).group(1)
+    assert entry in ('experiments/rfcn/rfcn_end2end_train_test.py',
+                     'experiments/faster_rcnn/rcnn_end2end_train_test.py')
+    assert os.access(script, os.X_OK)
+
+
+def test_one_script_per_published_experiment():
+    names = {os.path.basename(s) for s in SCRIPTS}
+    for n in ('rfcn_dcn_coco', 'rfcn_coco', 'rfcn_dcn_voc', 'rfcn_voc', 'rcnn_dcn_coco',
+              'rcnn_coco', 'rcnn_dcn_voc', 'rcnn_voc', 'shapes_rfcn_dcn', 'shapes_rcnn_dcn'):
+        assert n + '.sh' in names

@@ -21,11 +21,13 @@
 #include <string.h>
 #include <vector>
 #include <algorithm>
+#include <type_traits>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 #include "dcn_sampling.h"
+#include "dcn_gemm_avx512.h"
 
 extern "C" {
 // Prototypes of the CBLAS entry points exported by the OpenBLAS MXNet ships.
@@ -43,6 +45,12 @@ enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
 
 inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
                  const float* b, int ldb, float beta, float* c, int ldc) {
+#ifdef DCN_HAVE_AVX512_GEMM
+  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && avx512::available()) {
+    avx512::sgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+#endif
   cblas_sgemm(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, m, n, k, alpha, a, lda,
               b, ldb, beta, c, ldc);
 }
@@ -264,18 +272,19 @@ void col2coord(const ConvGeom& g, int n, const T* col, const T* data, const T* o
 }
 
 /*! \brief workspace bytes of deformable convolution (column buffer + plan) */
-inline int64_t conv_workspace_bytes(const ConvGeom& g, int elem_size) {
-  const int64_t col = g.col_rows() * g.L() * elem_size;
+inline int64_t conv_workspace_bytes(const ConvGeom& g, int elem_size, bool need_col = true) {
+  const int64_t col = need_col ? g.col_rows() * g.L() * elem_size : 0;
   const int64_t plan = g.plan_entries() * 4 * (static_cast<int64_t>(sizeof(int)) + elem_size);
   return col + plan + 256;
 }
 
 /*! \brief carve the workspace into (col, plan idx, plan wt), 64-byte aligned */
 template <typename T>
-void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** pwt) {
+void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** pwt,
+                          bool need_col = true) {
   uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
-  *col = reinterpret_cast<T*>(p);
-  p += g.col_rows() * g.L() * sizeof(T);
+  *col = need_col ? reinterpret_cast<T*>(p) : nullptr;
+  if (need_col) p += g.col_rows() * g.L() * sizeof(T);
   p = (p + 63) & ~static_cast<uintptr_t>(63);
   *pwt = reinterpret_cast<T*>(p);
   p += g.plan_entries() * 4 * sizeof(T);
@@ -283,18 +292,119 @@ void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** 
   *pidx = reinterpret_cast<int*>(p);
 }
 
+/*!
+ * \brief true when the float32 path multiplies through the AVX-512 GEMM with
+ * column panels sampled on the fly (no column buffer in the forward pass).
+ */
+template <typename T>
+inline bool fused_columns() {
+#ifdef DCN_HAVE_AVX512_GEMM
+  return std::is_same<T, float>::value && avx512::available();
+#else
+  return false;
+#endif
+}
+
+#ifdef DCN_HAVE_AVX512_GEMM
+/*! \brief column-matrix samples of image n, read through the sampling plan */
+struct ColumnSampler {
+  const float* data_n;
+  const int* pidx;
+  const float* pwt;
+  int64_t plane, L, taps;
+  int cpg;
+  inline void row(int64_t r, const int** idx, const float** wt, const float** src) const {
+    const int c = static_cast<int>(r / taps);
+    const int64_t t = r % taps;
+    const int64_t task = (c / cpg) * taps + t;
+    *idx = pidx + task * L * 4;
+    *wt = pwt + task * L * 4;
+    *src = data_n + c * plane;
+  }
+};
+
+/*! \brief op(B) = column rows [row0, row0 + K) x positions (forward GEMM) */
+struct ColumnPanel {
+  ColumnSampler s;
+  int64_t row0;
+  void operator()(int k0, int kc, int j, int w, float* dst) const {
+    for (int k = 0; k < kc; ++k) {
+      const int* idx; const float* wt; const float* src;
+      s.row(row0 + k0 + k, &idx, &wt, &src);
+      float* d = dst + k * avx512::NR;
+      for (int c = 0; c < w; ++c) {
+        const int* ip = idx + 4 * (j + c);
+        const float* wp = wt + 4 * (j + c);
+        d[c] = wp[0] * src[ip[0]] + wp[1] * src[ip[1]] + wp[2] * src[ip[2]] + wp[3] * src[ip[3]];
+      }
+      for (int c = w; c < avx512::NR; ++c) d[c] = 0.f;
+    }
+  }
+};
+
+/*! \brief op(B) = transposed column rows: positions x rows [row0, row0 + K) (weight gradient) */
+struct ColumnTPanel {
+  ColumnSampler s;
+  int64_t row0;
+  void operator()(int l0, int lc, int j, int w, float* dst) const {
+    for (int c = 0; c < avx512::NR; ++c) {
+      if (c >= w) {
+        for (int l = 0; l < lc; ++l) dst[l * avx512::NR + c] = 0.f;
+        continue;
+      }
+      const int* idx; const float* wt; const float* src;
+      s.row(row0 + j + c, &idx, &wt, &src);
+      for (int l = 0; l < lc; ++l) {
+        const int* ip = idx + 4 * (l0 + l);
+        const float* wp = wt + 4 * (l0 + l);
+        dst[l * avx512::NR + c] =
+            wp[0] * src[ip[0]] + wp[1] * src[ip[1]] + wp[2] * src[ip[2]] + wp[3] * src[ip[3]];
+      }
+    }
+  }
+};
+
+inline ColumnSampler column_sampler(const ConvGeom& g, int n, const float* data, const int* pidx,
+                                    const float* pwt) {
+  ColumnSampler s;
+  s.plane = static_cast<int64_t>(g.H) * g.W;
+  s.data_n = data + static_cast<int64_t>(n) * g.C * s.plane;
+  s.pidx = pidx;
+  s.pwt = pwt;
+  s.L = g.L();
+  s.taps = g.taps();
+  s.cpg = g.C / g.dgroups;
+  return s;
+}
+#endif
+
 template <typename T>
 void conv_forward(const ConvGeom& g, const T* data, const T* offset, const T* mask,
                   const T* weight, const T* bias, T* out, void* ws) {
+  const bool fused = fused_columns<T>();
   T* col; int* pidx; T* pwt;
-  conv_workspace_split(g, ws, &col, &pidx, &pwt);
+  conv_workspace_split(g, ws, &col, &pidx, &pwt, !fused);
   const int64_t L = g.L();
   const int M = g.F / g.groups;
   const int K = static_cast<int>(g.col_rows() / g.groups);
   for (int n = 0; n < g.N; ++n) {
     build_plan(g, n, offset, mask, pidx, pwt);
-    im2col(g, n, data, pidx, pwt, col);
-    for (int gr = 0; gr < g.groups; ++gr) {
+#ifdef DCN_HAVE_AVX512_GEMM
+    if constexpr (std::is_same<T, float>::value) {
+      if (fused) {
+        const ColumnSampler smp = column_sampler(g, n, data, pidx, pwt);
+        for (int gr = 0; gr < g.groups; ++gr) {
+          avx512::sgemm_gen(false, M, static_cast<int>(L), K,
+                            weight + static_cast<int64_t>(gr) * M * K, K,
+                            ColumnPanel{smp, static_cast<int64_t>(gr) * K}, 0.f,
+                            out + (static_cast<int64_t>(n) * g.F + gr * M) * L,
+                            static_cast<int>(L));
+        }
+      }
+    }
+#endif
+    if (!fused) im2col(g, n, data, pidx, pwt, col);
+    for (int gr = 0; gr < g.groups && !fused; ++gr) {
       gemm(false, false, M, static_cast<int>(L), K, T(1), weight + static_cast<int64_t>(gr) * M * K,
            K, col + static_cast<int64_t>(gr) * K * L, static_cast<int>(L), T(0),
            out + (static_cast<int64_t>(n) * g.F + gr * M) * L, static_cast<int>(L));
@@ -337,7 +447,22 @@ void conv_backward(const ConvGeom& g, const T* grad_out, const T* data, const T*
     } else if (grad_weight) {
       build_plan(g, n, offset, mask, pidx, pwt);
     }
-    if (grad_weight) {
+    bool weight_done = false;
+#ifdef DCN_HAVE_AVX512_GEMM
+    if constexpr (std::is_same<T, float>::value) {
+      if (grad_weight && fused_columns<T>()) {
+        const ColumnSampler smp = column_sampler(g, n, data, pidx, pwt);
+        for (int gr = 0; gr < g.groups; ++gr) {
+          avx512::sgemm_gen(false, M, K, static_cast<int>(L),
+                            go_n + static_cast<int64_t>(gr) * M * L, static_cast<int>(L),
+                            ColumnTPanel{smp, static_cast<int64_t>(gr) * K}, n == 0 ? 0.f : 1.f,
+                            grad_weight + static_cast<int64_t>(gr) * M * K, K);
+        }
+        weight_done = true;
+      }
+    }
+#endif
+    if (grad_weight && !weight_done) {
       im2col(g, n, data, pidx, pwt, col);
       for (int gr = 0; gr < g.groups; ++gr) {
         gemm(false, true, M, K, static_cast<int>(L), T(1), go_n + static_cast<int64_t>(gr) * M * L,
@@ -372,157 +497,291 @@ struct PoolGeom {
   double spatial_scale, trans_std;
 };
 
-/*!
- * \brief visit the samples of output (r, ctop, ph, pw) of deformable PS RoI
- * pooling: f(channel plane index c, x, y) for every in-map sample; returns the
- * sample count.  Also reports geometry needed by the trans gradient.
+/*
+ * The pooling kernels run "plane major": a task owns one output channel ctop and
+ * walks its bins (ph, pw) and, inside, all RoIs.  The input plane of a bin
+ * (channel (ctop * group + gh) * group + gw) then stays in cache while every
+ * RoI samples it, and the data gradient of a plane is written by one task only.
+ * RoI-indexed quantities (outputs, trans) are used in transposed, RoI-minor
+ * layouts so that the inner RoI loop reads them contiguously.
  */
-template <typename T, typename F>
-inline int dpsroi_visit(const PoolGeom& g, const T* roi, const T* trans, int r, int ctop, int ph,
-                        int pw, const F& f, T* roi_w_out = nullptr, T* roi_h_out = nullptr,
-                        int64_t* trans_x_index = nullptr) {
-  const DPSRoI<T> geo = dpsroi_geometry(roi, static_cast<T>(g.spatial_scale));
-  const T bin_h = geo.height / static_cast<T>(g.pooled);
-  const T bin_w = geo.width / static_cast<T>(g.pooled);
-  const T sub_h = bin_h / static_cast<T>(g.samples);
-  const T sub_w = bin_w / static_cast<T>(g.samples);
-  const int part_h = dpsroi_part_index(ph, g.pooled, g.part);
-  const int part_w = dpsroi_part_index(pw, g.pooled, g.part);
-  const int channels_each_class = g.no_trans ? g.output_dim : g.output_dim / g.num_classes;
-  const int class_id = ctop / channels_each_class;
-  T tx = T(0), ty = T(0);
-  const int64_t tix =
-      ((static_cast<int64_t>(r) * g.num_classes + class_id) * 2 * g.part + part_h) * g.part +
-      part_w;
-  if (!g.no_trans) {
-    tx = trans[tix] * static_cast<T>(g.trans_std);
-    ty = trans[tix + static_cast<int64_t>(g.part) * g.part] * static_cast<T>(g.trans_std);
+
+/*! \brief per-RoI geometry (deformable PS RoI pooling) */
+template <typename T>
+struct RoIInfo {
+  int batch;
+  T start_w, start_h, width, height, bin_w, bin_h, sub_w, sub_h;
+};
+
+template <typename T>
+struct DPSWorkspace {
+  RoIInfo<T>* info;    // R
+  T* trans_t;          // (num_classes, part, part, R, 2) raw trans values
+  T* val_t;            // (output_dim, P, P, R): outputs (fwd) / scaled top grads (bwd)
+  T* cnt_t;            // (output_dim, P, P, R): sample counts (fwd only)
+  T* gtrans_t;         // threads x (num_classes, part, part, R, 2) (bwd only)
+  int threads;
+};
+
+inline uintptr_t align64(uintptr_t p) { return (p + 63) & ~static_cast<uintptr_t>(63); }
+
+/*! \brief bytes of the pooling workspace (carved by dpsroi_workspace_split) */
+template <typename T>
+int64_t dpsroi_workspace_bytes(const PoolGeom& g, bool backward, int threads) {
+  const int64_t outs = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
+  const int64_t tr = g.no_trans ? 0 : static_cast<int64_t>(g.R) * g.num_classes * 2 * g.part * g.part;
+  int64_t b = 64 * 6 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R + sizeof(T) * tr +
+              sizeof(T) * outs * (backward ? 1 : 2);
+  if (backward) b += sizeof(T) * tr * threads;
+  return b;
+}
+
+template <typename T>
+DPSWorkspace<T> dpsroi_workspace_split(const PoolGeom& g, bool backward, int threads, void* ws) {
+  const int64_t outs = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
+  const int64_t tr = g.no_trans ? 0 : static_cast<int64_t>(g.R) * g.num_classes * 2 * g.part * g.part;
+  DPSWorkspace<T> w;
+  uintptr_t p = align64(reinterpret_cast<uintptr_t>(ws));
+  w.info = reinterpret_cast<RoIInfo<T>*>(p);
+  p = align64(p + sizeof(RoIInfo<T>) * g.R);
+  w.trans_t = reinterpret_cast<T*>(p);
+  p = align64(p + sizeof(T) * tr);
+  w.val_t = reinterpret_cast<T*>(p);
+  p = align64(p + sizeof(T) * outs);
+  w.cnt_t = backward ? nullptr : reinterpret_cast<T*>(p);
+  if (!backward) p = align64(p + sizeof(T) * outs);
+  w.gtrans_t = backward ? reinterpret_cast<T*>(p) : nullptr;
+  w.threads = threads;
+  return w;
+}
+
+template <typename T>
+void dpsroi_prepare(const PoolGeom& g, const T* rois, const T* trans, DPSWorkspace<T>* w) {
+  for (int r = 0; r < g.R; ++r) {
+    const DPSRoI<T> geo = dpsroi_geometry(rois + static_cast<int64_t>(r) * 5,
+                                          static_cast<T>(g.spatial_scale));
+    RoIInfo<T>& in = w->info[r];
+    in.batch = geo.batch;
+    in.start_w = geo.start_w;
+    in.start_h = geo.start_h;
+    in.width = geo.width;
+    in.height = geo.height;
+    in.bin_h = geo.height / static_cast<T>(g.pooled);
+    in.bin_w = geo.width / static_cast<T>(g.pooled);
+    in.sub_h = in.bin_h / static_cast<T>(g.samples);
+    in.sub_w = in.bin_w / static_cast<T>(g.samples);
   }
-  const T wstart = static_cast<T>(pw) * bin_w + geo.start_w + tx * geo.width;
-  const T hstart = static_cast<T>(ph) * bin_h + geo.start_h + ty * geo.height;
-  const int gw = ps_group_index(pw, g.pooled, g.group);
-  const int gh = ps_group_index(ph, g.pooled, g.group);
-  const int c = (ctop * g.group + gh) * g.group + gw;
-  int count = 0;
-  for (int ih = 0; ih < g.samples; ++ih) {
-    for (int iw = 0; iw < g.samples; ++iw) {
-      T w = wstart + static_cast<T>(iw) * sub_w;
-      T h = hstart + static_cast<T>(ih) * sub_h;
-      if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
-      f(c, w, h);
-      ++count;
+  if (g.no_trans) return;
+  const int64_t pp = static_cast<int64_t>(g.part) * g.part;
+  const int64_t cells = g.num_classes * pp;
+  // trans (R, num_classes, 2, part, part) -> (num_classes, part, part, R, 2)
+#pragma omp parallel for schedule(static) if (g.R * cells > 65536)
+  for (int r = 0; r < g.R; ++r) {
+    const T* src = trans + static_cast<int64_t>(r) * cells * 2;
+    for (int64_t cell = 0; cell < cells; ++cell) {
+      const int64_t cls = cell / pp, pos = cell % pp;
+      T* dst = w->trans_t + (cell * g.R + r) * 2;
+      dst[0] = src[(cls * 2) * pp + pos];
+      dst[1] = src[(cls * 2 + 1) * pp + pos];
     }
   }
-  if (roi_w_out) *roi_w_out = geo.width;
-  if (roi_h_out) *roi_h_out = geo.height;
-  if (trans_x_index) *trans_x_index = tix;
-  return count;
+}
+
+/*! \brief bin layout shared by forward and backward for output channel ctop */
+struct DPSBin {
+  int c;             // input channel
+  int64_t cell;      // trans cell (class, part_h, part_w)
+};
+
+inline DPSBin dpsroi_bin(const PoolGeom& g, int ctop, int ph, int pw) {
+  DPSBin b;
+  const int gw = ps_group_index(pw, g.pooled, g.group);
+  const int gh = ps_group_index(ph, g.pooled, g.group);
+  b.c = (ctop * g.group + gh) * g.group + gw;
+  const int channels_each_class = g.no_trans ? g.output_dim : g.output_dim / g.num_classes;
+  const int class_id = g.no_trans ? 0 : ctop / channels_each_class;
+  const int part_h = dpsroi_part_index(ph, g.pooled, g.part);
+  const int part_w = dpsroi_part_index(pw, g.pooled, g.part);
+  b.cell = (static_cast<int64_t>(class_id) * g.part + part_h) * g.part + part_w;
+  return b;
 }
 
 template <typename T>
 void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* trans, T* out,
-                    T* top_count) {
+                    T* top_count, void* ws) {
+  DPSWorkspace<T> w = dpsroi_workspace_split<T>(g, false, 1, ws);
+  dpsroi_prepare(g, rois, trans, &w);
   const int64_t plane = static_cast<int64_t>(g.H) * g.W;
-  const int P = g.pooled;
-  const int64_t jobs = static_cast<int64_t>(g.R) * g.output_dim;
-#pragma omp parallel for schedule(static) if (jobs * P * P > 256)
-  for (int64_t job = 0; job < jobs; ++job) {
-    const int r = static_cast<int>(job / g.output_dim);
-    const int ctop = static_cast<int>(job % g.output_dim);
-    const T* roi = rois + static_cast<int64_t>(r) * 5;
-    const int b = static_cast<int>(roi[0]);
-    const T* base = data + static_cast<int64_t>(b) * g.C * plane;
+  const int P = g.pooled, PP = P * P, R = g.R;
+  const T tstd = static_cast<T>(g.trans_std);
+#pragma omp parallel if (static_cast<int64_t>(R) * g.output_dim * PP > 1024)
+  {
+  std::vector<int> xl(g.samples), xh(g.samples), yl(g.samples), yh(g.samples);
+  std::vector<T> xd(g.samples), yd(g.samples);
+#pragma omp for schedule(dynamic, 1)
+  for (int ctop = 0; ctop < g.output_dim; ++ctop) {
     for (int ph = 0; ph < P; ++ph) {
       for (int pw = 0; pw < P; ++pw) {
-        T sum = T(0);
-        const int cnt = dpsroi_visit(g, roi, trans, r, ctop, ph, pw, [&](int c, T x, T y) {
-          int idx[4]; T wt[4]; T dx, dy;
-          dpsroi_record(x, y, g.W, idx, wt, &dx, &dy);
-          const T* src = base + c * plane;
-          sum += wt[0] * src[idx[0]] + wt[1] * src[idx[1]] + wt[2] * src[idx[2]] +
-                 wt[3] * src[idx[3]];
-        });
-        const int64_t o = (job * P + ph) * P + pw;
-        out[o] = cnt == 0 ? T(0) : sum / static_cast<T>(cnt);
-        top_count[o] = static_cast<T>(cnt);
+        const DPSBin bin = dpsroi_bin(g, ctop, ph, pw);
+        const T* tt = g.no_trans ? nullptr : w.trans_t + bin.cell * R * 2;
+        T* vo = w.val_t + ((static_cast<int64_t>(ctop) * P + ph) * P + pw) * R;
+        T* co = w.cnt_t + ((static_cast<int64_t>(ctop) * P + ph) * P + pw) * R;
+        for (int r = 0; r < R; ++r) {
+          const RoIInfo<T>& in = w.info[r];
+          const T* src = data + (static_cast<int64_t>(in.batch) * g.C + bin.c) * plane;
+          T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+          T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+          if (tt) {
+            wstart += tt[2 * r] * tstd * in.width;
+            hstart += tt[2 * r + 1] * tstd * in.height;
+          }
+          // separable sampling grid: x / y records once per column / row
+          int nx = 0, ny = 0;
+          for (int i = 0; i < g.samples; ++i) {
+            if (dpsroi_axis(wstart + static_cast<T>(i) * in.sub_w, g.W, &xl[nx], &xh[nx], &xd[nx])) ++nx;
+            if (dpsroi_axis(hstart + static_cast<T>(i) * in.sub_h, g.H, &yl[ny], &yh[ny], &yd[ny])) ++ny;
+          }
+          T sum = T(0);
+          for (int iy = 0; iy < ny; ++iy) {
+            const T* r0 = src + static_cast<int64_t>(yl[iy]) * g.W;
+            const T* r1 = src + static_cast<int64_t>(yh[iy]) * g.W;
+            const T dy = yd[iy];
+            T row = T(0);
+            for (int ix = 0; ix < nx; ++ix) {
+              const T dx = xd[ix];
+              const T a = (T(1) - dx) * r0[xl[ix]] + dx * r0[xh[ix]];
+              const T b = (T(1) - dx) * r1[xl[ix]] + dx * r1[xh[ix]];
+              row += (T(1) - dy) * a + dy * b;
+            }
+            sum += row;
+          }
+          const int cnt = nx * ny;
+          vo[r] = cnt == 0 ? T(0) : sum / static_cast<T>(cnt);
+          co[r] = static_cast<T>(cnt);
+        }
       }
+    }
+  }
+  }
+  // (output_dim, P, P, R) -> (R, output_dim, P, P)
+  const int64_t per_roi = static_cast<int64_t>(g.output_dim) * PP;
+#pragma omp parallel for schedule(static) if (R * per_roi > 65536)
+  for (int r = 0; r < R; ++r) {
+    for (int64_t k = 0; k < per_roi; ++k) {
+      out[r * per_roi + k] = w.val_t[k * R + r];
+      top_count[r * per_roi + k] = w.cnt_t[k * R + r];
     }
   }
 }
 
 template <typename T>
 void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const T* rois,
-                     const T* trans, const T* top_count, T* grad_data, T* grad_trans) {
+                     const T* trans, const T* top_count, T* grad_data, T* grad_trans, void* ws,
+                     int threads) {
+  DPSWorkspace<T> w = dpsroi_workspace_split<T>(g, true, threads, ws);
+  dpsroi_prepare(g, rois, trans, &w);
   const int64_t plane = static_cast<int64_t>(g.H) * g.W;
-  const int P = g.pooled;
-  if (grad_data) {
-    std::fill(grad_data, grad_data + static_cast<int64_t>(g.N) * g.C * plane, T(0));
-    // output channel ctop only touches input channels (ctop*group + gh)*group + gw:
-    // parallel over ctop is race free.
-#pragma omp parallel for schedule(dynamic, 1) if (static_cast<int64_t>(g.R) * P * P > 64)
+  const int P = g.pooled, PP = P * P, R = g.R;
+  const int64_t per_roi = static_cast<int64_t>(g.output_dim) * PP;
+  const bool want_trans = grad_trans && !g.no_trans;
+  const int64_t tr = static_cast<int64_t>(R) * g.num_classes * 2 * g.part * g.part;
+  // scaled top gradient, transposed to (output_dim, P, P, R)
+#pragma omp parallel for schedule(static) if (R * per_roi > 65536)
+  for (int r = 0; r < R; ++r) {
+    for (int64_t k = 0; k < per_roi; ++k) {
+      const T cnt = top_count[r * per_roi + k];
+      w.val_t[k * R + r] = cnt > T(0) ? grad_out[r * per_roi + k] / cnt : T(0);
+    }
+  }
+  if (grad_data) std::fill(grad_data, grad_data + static_cast<int64_t>(g.N) * g.C * plane, T(0));
+  if (want_trans) std::fill(w.gtrans_t, w.gtrans_t + tr * threads, T(0));
+  if (!grad_data && !want_trans) return;
+  const T tstd = static_cast<T>(g.trans_std);
+#pragma omp parallel num_threads(threads) if (threads > 1 && R * per_roi > 1024)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    T* gt_own = want_trans ? w.gtrans_t + tr * tid : nullptr;
+    std::vector<int> xl(g.samples), xh(g.samples), yl(g.samples), yh(g.samples);
+    std::vector<T> xd(g.samples), yd(g.samples);
+#pragma omp for schedule(dynamic, 1)
     for (int ctop = 0; ctop < g.output_dim; ++ctop) {
-      for (int r = 0; r < g.R; ++r) {
-        const T* roi = rois + static_cast<int64_t>(r) * 5;
-        const int b = static_cast<int>(roi[0]);
-        T* base = grad_data + static_cast<int64_t>(b) * g.C * plane;
-        for (int ph = 0; ph < P; ++ph) {
-          for (int pw = 0; pw < P; ++pw) {
-            const int64_t o = ((static_cast<int64_t>(r) * g.output_dim + ctop) * P + ph) * P + pw;
-            const T cnt = top_count[o];
-            if (!(cnt > T(0))) continue;
-            const T diff = grad_out[o] / cnt;
-            dpsroi_visit(g, roi, trans, r, ctop, ph, pw, [&](int c, T x, T y) {
-              int idx[4]; T wt[4]; T dx, dy;
-              dpsroi_record(x, y, g.W, idx, wt, &dx, &dy);
-              T* dst = base + c * plane;
-              dst[idx[0]] += wt[0] * diff;
-              dst[idx[1]] += wt[1] * diff;
-              dst[idx[2]] += wt[2] * diff;
-              dst[idx[3]] += wt[3] * diff;
-            });
+      for (int ph = 0; ph < P; ++ph) {
+        for (int pw = 0; pw < P; ++pw) {
+          const DPSBin bin = dpsroi_bin(g, ctop, ph, pw);
+          const T* tt = g.no_trans ? nullptr : w.trans_t + bin.cell * R * 2;
+          T* gtt = want_trans ? gt_own + bin.cell * R * 2 : nullptr;
+          const T* diff_t = w.val_t + ((static_cast<int64_t>(ctop) * P + ph) * P + pw) * R;
+          for (int r = 0; r < R; ++r) {
+            const T diff = diff_t[r];
+            if (diff == T(0)) continue;
+            const RoIInfo<T>& in = w.info[r];
+            const int64_t pbase = (static_cast<int64_t>(in.batch) * g.C + bin.c) * plane;
+            const T* src = data + pbase;
+            T* dst = grad_data ? grad_data + pbase : nullptr;
+            T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+            T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+            if (tt) {
+              wstart += tt[2 * r] * tstd * in.width;
+              hstart += tt[2 * r + 1] * tstd * in.height;
+            }
+            int nx = 0, ny = 0;
+            for (int i = 0; i < g.samples; ++i) {
+              if (dpsroi_axis(wstart + static_cast<T>(i) * in.sub_w, g.W, &xl[nx], &xh[nx], &xd[nx])) ++nx;
+              if (dpsroi_axis(hstart + static_cast<T>(i) * in.sub_h, g.H, &yl[ny], &yh[ny], &yd[ny])) ++ny;
+            }
+            T sx = T(0), sy = T(0);
+            for (int iy = 0; iy < ny; ++iy) {
+              const int64_t o0 = static_cast<int64_t>(yl[iy]) * g.W;
+              const int64_t o1 = static_cast<int64_t>(yh[iy]) * g.W;
+              const T dy = yd[iy];
+              for (int ix = 0; ix < nx; ++ix) {
+                const T dx = xd[ix];
+                if (dst) {
+                  const T a = (T(1) - dy) * diff, b = dy * diff;
+                  dst[o0 + xl[ix]] += (T(1) - dx) * a;
+                  dst[o0 + xh[ix]] += dx * a;
+                  dst[o1 + xl[ix]] += (T(1) - dx) * b;
+                  dst[o1 + xh[ix]] += dx * b;
+                }
+                if (gtt) {
+                  const T v00 = src[o0 + xl[ix]], v01 = src[o0 + xh[ix]];
+                  const T v10 = src[o1 + xl[ix]], v11 = src[o1 + xh[ix]];
+                  sx += (T(1) - dy) * (v01 - v00) + dy * (v11 - v10);
+                  sy += (T(1) - dx) * (v10 - v00) + dx * (v11 - v01);
+                }
+              }
+            }
+            if (gtt) {
+              gtt[2 * r] += sx * tstd * diff * in.width;
+              gtt[2 * r + 1] += sy * tstd * diff * in.height;
+            }
           }
         }
       }
     }
   }
-  if (grad_trans && !g.no_trans) {
-    const int64_t per_roi = static_cast<int64_t>(g.num_classes) * 2 * g.part * g.part;
-    // each RoI owns its trans entries: parallel over RoIs is race free.
-#pragma omp parallel for schedule(dynamic, 1) if (static_cast<int64_t>(g.R) * g.output_dim * P * P > 256)
-    for (int r = 0; r < g.R; ++r) {
-      T* gt = grad_trans + r * per_roi;
-      std::fill(gt, gt + per_roi, T(0));
-      const T* roi = rois + static_cast<int64_t>(r) * 5;
-      const int b = static_cast<int>(roi[0]);
-      const T* base = data + static_cast<int64_t>(b) * g.C * plane;
-      for (int ctop = 0; ctop < g.output_dim; ++ctop) {
-        for (int ph = 0; ph < P; ++ph) {
-          for (int pw = 0; pw < P; ++pw) {
-            const int64_t o = ((static_cast<int64_t>(r) * g.output_dim + ctop) * P + ph) * P + pw;
-            const T cnt = top_count[o];
-            if (!(cnt > T(0))) continue;
-            const T diff = grad_out[o] / cnt;
-            T sx = T(0), sy = T(0), rw, rh;
-            int64_t tix;
-            dpsroi_visit(g, roi, trans, r, ctop, ph, pw, [&](int c, T x, T y) {
-              int idx[4]; T wt[4]; T dx, dy;
-              dpsroi_record(x, y, g.W, idx, wt, &dx, &dy);
-              const T* src = base + c * plane;
-              const T v[4] = {src[idx[0]], src[idx[1]], src[idx[2]], src[idx[3]]};
-              T gx, gy;
-              dpsroi_sample_grad(v, dx, dy, &gx, &gy);
-              sx += gx;
-              sy += gy;
-            }, &rw, &rh, &tix);
-            const T scale = static_cast<T>(g.trans_std) * diff;
-            gt[tix - r * per_roi] += sx * scale * rw;
-            gt[tix - r * per_roi + static_cast<int64_t>(g.part) * g.part] += sy * scale * rh;
-          }
-        }
+  if (!want_trans) return;
+  // reduce the per-thread buffers and transpose back to (R, num_classes, 2, part, part)
+  const int64_t pp = static_cast<int64_t>(g.part) * g.part;
+  const int64_t cells = g.num_classes * pp;
+#pragma omp parallel for schedule(static) if (R * cells > 65536)
+  for (int r = 0; r < R; ++r) {
+    T* dst = grad_trans + static_cast<int64_t>(r) * cells * 2;
+    for (int64_t cell = 0; cell < cells; ++cell) {
+      const int64_t cls = cell / pp, pos = cell % pp;
+      T sx = T(0), sy = T(0);
+      for (int t = 0; t < threads; ++t) {
+        const T* src = w.gtrans_t + tr * t + (cell * R + r) * 2;
+        sx += src[0];
+        sy += src[1];
       }
+      dst[(cls * 2) * pp + pos] = sx;
+      dst[(cls * 2 + 1) * pp + pos] = sy;
     }
-  } else if (grad_trans) {
-    // no trans input: nothing to do
   }
 }
 

@@ -186,17 +186,28 @@ void check_or_set(const std::string& op, const std::string& arg, std::vector<uns
                     how + "), got " + shape_str(*s)};
 }
 
-void check_nonzero(const std::string& op, const std::string& arg,
-                   const std::vector<unsigned int>& s, size_t ndim, const std::string& layout) {
+/*! \brief all dimensions known (MXNet passes unknown / zero-size dimensions as 0 or -1) */
+bool fully_known(const std::vector<unsigned int>& s) {
+  if (s.empty()) return false;
+  for (unsigned d : s)
+    if (d == 0 || d == static_cast<unsigned>(-1)) return false;
+  return true;
+}
+
+/*!
+ * \brief check the rank of an input; false when some dimension is still unknown
+ * (then nothing can be inferred yet).
+ */
+bool check_rank(const std::string& op, const std::string& arg, const std::vector<unsigned int>& s,
+                size_t ndim, const std::string& layout) {
+  if (s.empty()) return false;
   if (s.size() != ndim) {
     std::ostringstream os;
-    os << op << ": input '" << arg << "' must be " << ndim << "-D " << layout << ", got shape "
-       << shape_str(s);
+    os << op << ": input '" << arg << "' must be " << ndim << "-D " << layout << ", got "
+       << s.size() << "-D";
     throw AttrError{os.str()};
   }
-  for (unsigned d : s)
-    if (d == 0)
-      throw AttrError{op + ": input '" + arg + "' must not be empty, got shape " + shape_str(s)};
+  return fully_known(s);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -288,8 +299,7 @@ MXReturnValue conv_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
     ConvParam p = parse_conv(attrs, MOD);
     const std::string op = MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution";
     const auto& ds = (*in)[p.i_data];
-    if (ds.empty()) return;  // not known yet
-    check_nonzero(op, "data", ds, 4, "NCHW (batch, channel, height, width)");
+    if (!check_rank(op, "data", ds, 4, "NCHW (batch, channel, height, width)")) return;
     const unsigned N = ds[0], C = ds[1], H = ds[2], W = ds[3];
     std::ostringstream os;
     if (C % p.num_group != 0) {
@@ -394,8 +404,8 @@ dcn::cpu::ConvGeom conv_geom(const ConvParam& p, const MXTensor& data, const MXT
 }
 
 void* conv_workspace(const std::string& op, const dcn::cpu::ConvGeom& g, int elem,
-                     const OpResource& res) {
-  const int64_t bytes = dcn::cpu::conv_workspace_bytes(g, elem);
+                     const OpResource& res, bool need_col = true) {
+  const int64_t bytes = dcn::cpu::conv_workspace_bytes(g, elem, need_col);
   if (bytes >= INT_MAX || g.L() * 4 >= INT_MAX || static_cast<int64_t>(g.H) * g.W >= INT_MAX) {
     std::ostringstream os;
     os << op << ": the column buffer of one image needs " << bytes
@@ -418,7 +428,7 @@ MXReturnValue conv_forward(const Attrs& attrs, std::vector<MXTensor>* in,
     MXTensor& y = (*out)[0];
     dcn::cpu::ConvGeom g = conv_geom(p, data, y);
     if (data.dtype == mxnet::ext::kFloat32) {
-      void* ws = conv_workspace(op, g, 4, res);
+      void* ws = conv_workspace(op, g, 4, res, !dcn::cpu::fused_columns<float>());
       dcn::cpu::conv_forward<float>(
           g, data.data<float>(), (*in)[p.i_offset].data<float>(),
           MOD ? (*in)[p.i_mask].data<float>() : nullptr, (*in)[p.i_weight].data<float>(),
@@ -538,8 +548,7 @@ MXReturnValue pool_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
     const std::string op = DEF ? "DeformablePSROIPooling" : "PSROIPooling";
     const auto& ds = (*in)[0];
     const auto& rs = (*in)[1];
-    if (!ds.empty()) {
-      check_nonzero(op, "data", ds, 4, "NCHW (batch, channel, height, width)");
+    if (check_rank(op, "data", ds, 4, "NCHW (batch, channel, height, width)")) {
       const unsigned need = static_cast<unsigned>(p.output_dim) * p.group * p.group;
       if (ds[1] != need) {
         std::ostringstream os;
@@ -549,16 +558,15 @@ MXReturnValue pool_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
       }
     }
     if (rs.empty()) return;
-    if (rs.size() != 2 || rs[1] != 5) {
+    if (rs.size() != 2 || (fully_known(rs) && rs[1] != 5)) {
       throw AttrError{op + ": input 'rois' must have shape (num_rois, 5) with columns "
                       "[batch_index, x1, y1, x2, y2], got " + shape_str(rs)};
     }
-    if (rs[0] == 0)
-      throw AttrError{op + ": input 'rois' must not be empty, got shape " + shape_str(rs)};
+    if (!fully_known(rs)) return;
     const unsigned R = rs[0];
-    if (DEF && !p.no_trans && !(*in)[2].empty()) {
+    if (DEF && !p.no_trans &&
+        check_rank(op, "trans", (*in)[2], 4, "(num_rois, 2 * num_classes, part_size, part_size)")) {
       const auto& ts = (*in)[2];
-      check_nonzero(op, "trans", ts, 4, "(num_rois, 2 * num_classes, part_size, part_size)");
       if (ts[0] != R || ts[1] % 2 != 0 || ts[2] != static_cast<unsigned>(p.part) ||
           ts[3] != static_cast<unsigned>(p.part)) {
         std::ostringstream os;
@@ -610,6 +618,18 @@ dcn::cpu::PoolGeom pool_geom(const PoolParam& p, const MXTensor& data, const MXT
   return g;
 }
 
+void* pool_workspace(const std::string& op, int64_t bytes, const OpResource& res) {
+  if (bytes >= INT_MAX) {
+    std::ostringstream os;
+    os << op << ": the pooling workspace needs " << bytes
+       << " bytes, more than the 2 GiB a single workspace allocation may have; pool fewer RoIs";
+    throw AttrError{os.str()};
+  }
+  void* ws = res.alloc_cpu(static_cast<int>(bytes));
+  if (!ws) throw AttrError{op + ": could not allocate the workspace"};
+  return ws;
+}
+
 /*! \brief every RoI must name an image of the batch */
 template <typename T>
 void check_rois(const std::string& op, const T* rois, int R, int N) {
@@ -640,9 +660,11 @@ MXReturnValue pool_forward(const Attrs& attrs, std::vector<MXTensor>* in,
       typedef decltype(tag) T;
       check_rois(op, rois.data<T>(), g.R, g.N);
       if (DEF) {
+        const int64_t bytes = dcn::cpu::dpsroi_workspace_bytes<T>(g, false, 1);
+        void* ws = pool_workspace(op, bytes, res);
         dcn::cpu::dpsroi_forward<T>(g, data.data<T>(), rois.data<T>(),
                                     trans ? const_cast<MXTensor*>(trans)->data<T>() : nullptr,
-                                    (*out)[0].data<T>(), (*out)[1].data<T>());
+                                    (*out)[0].data<T>(), (*out)[1].data<T>(), ws);
       } else {
         dcn::cpu::psroi_forward<T>(g, data.data<T>(), rois.data<T>(), (*out)[0].data<T>());
       }
@@ -672,10 +694,13 @@ MXReturnValue pool_backward(const Attrs& attrs, std::vector<MXTensor>* in,
       std::fill(gr, gr + (*out)[1].size(), T(0));  // rois get no gradient
       if (DEF) {
         const MXTensor& count = (*in)[base + p.n_in + 1];
+        const int threads = std::max(1, dcn::cpu::num_threads());
+        const int64_t bytes = dcn::cpu::dpsroi_workspace_bytes<T>(g, true, threads);
+        void* ws = pool_workspace(op, bytes, res);
         dcn::cpu::dpsroi_backward<T>(g, gout.data<T>(), data.data<T>(), rois.data<T>(),
                                      trans ? trans->data<T>() : nullptr,
                                      const_cast<MXTensor&>(count).data<T>(), (*out)[0].data<T>(),
-                                     trans ? (*out)[2].data<T>() : nullptr);
+                                     trans ? (*out)[2].data<T>() : nullptr, ws, threads);
       } else {
         dcn::cpu::psroi_backward<T>(g, gout.data<T>(), rois.data<T>(), (*out)[0].data<T>());
       }

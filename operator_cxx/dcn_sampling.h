@@ -234,6 +234,23 @@ DCN_HD void dpsroi_sample_grad(const T* v, T dist_x, T dist_y, T* gx, T* gy) {
   *gy = v[3] * dist_x + v[1] * (T(1) - dist_x) - v[2] * dist_x - v[0] * (T(1) - dist_x);
 }
 
+/*!
+ * \brief One axis of a deformable PS RoI pooling sample.  The sampling grid of a
+ * bin is separable: a sample is used iff both of its coordinates are within
+ * half a pixel of the map, and its bilinear record is the product of the two
+ * axis records (lo, hi = floor, ceil of the clamped coordinate; d = distance to lo).
+ * Equivalent to dpsroi_sample + dpsroi_record.
+ */
+template <typename T>
+DCN_HD bool dpsroi_axis(T v, int size, int* lo, int* hi, T* d) {
+  if (v < T(-0.5) || v > T(size) - T(0.5)) return false;
+  v = dcn_min(dcn_max(v, T(0)), T(size - 1));
+  *lo = static_cast<int>(floor(v));
+  *hi = static_cast<int>(ceil(v));
+  *d = v - *lo;
+  return true;
+}
+
 /*! \brief bin bounds of plain PS RoI pooling (integer cells, clipped to map) */
 template <typename T>
 DCN_HD void psroi_bin(const T* roi, T spatial_scale, int ph, int pw, int pooled, int H, int W,

@@ -140,20 +140,19 @@ def test_modulated_conv_forward_matches_builtin(seed):
     _assert_close(ours.asnumpy(), ref.asnumpy(), 'output %s' % cfg)
 
 
-def _numeric_grad(f, arrays, head, i, eps=1e-6):
-    x = arrays[i]
-    g = np.zeros_like(x)
-    flat = x.reshape(-1)
-    gf = g.reshape(-1)
-    for k in range(flat.size):
+def _numeric_grad(f, arrays, head, i, picks, eps=1e-6):
+    """Central differences of sum(f * head) w.r.t. the flat elements `picks` of input i."""
+    flat = arrays[i].reshape(-1)
+    out = np.zeros(len(picks))
+    for n, k in enumerate(picks):
         old = flat[k]
         flat[k] = old + eps
         fp = float((f(arrays) * head).sum())
         flat[k] = old - eps
         fm = float((f(arrays) * head).sum())
         flat[k] = old
-        gf[k] = (fp - fm) / (2 * eps)
-    return g
+        out[n] = (fp - fm) / (2 * eps)
+    return out
 
 
 @pytest.mark.parametrize('seed,no_bias', [(0, False), (1, True)])
@@ -171,8 +170,11 @@ def test_modulated_conv_gradients_finite_differences(seed, no_bias):
     _, grads = _run(lambda *x: dnd.ModulatedDeformableConvolution(*x, **params), arrays, head)
     names = ['data', 'offset', 'mask', 'weight', 'bias']
     for i, g in enumerate(grads):
-        num = _numeric_grad(f, arrays, head, i)
-        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-6, err_msg=names[i])
+        size = arrays[i].size
+        picks = rng.choice(size, size=min(size, 60), replace=False)
+        num = _numeric_grad(f, arrays, head, i, picks)
+        np.testing.assert_allclose(g.reshape(-1)[picks], num, rtol=1e-5, atol=1e-6,
+                                   err_msg=names[i])
 
 
 def test_modulated_conv_offsets_within_one_pixel_outside_get_gradient():
@@ -190,7 +192,10 @@ def test_modulated_conv_offsets_within_one_pixel_outside_get_gradient():
     y.backward(mx.nd.ones_like(y))
     np.testing.assert_allclose(y.asnumpy(), 0.5)
     np.testing.assert_allclose(offset.grad.asnumpy()[0, 0], 1.0)   # d/dh of (h + 1) on [-1, 0)
-    np.testing.assert_allclose(offset.grad.asnumpy()[0, 1], 0.0)
+    # w = 0, 1 lie inside: no w-gradient; w = 2 is the last column, where the right derivative
+    # sees the zero padding
+    np.testing.assert_allclose(offset.grad.asnumpy()[0, 1][:, :2], 0.0)
+    np.testing.assert_allclose(offset.grad.asnumpy()[0, 1][:, 2], -0.5)
     np.testing.assert_allclose(mask.grad.asnumpy(), 0.5)
 
 
@@ -242,6 +247,7 @@ def test_module_with_modulated_symbol_trains_and_matches_builtin_forward():
     mod.bind(data_shapes=[('data', shape)])
     mod.init_params(mx.init.Normal(0.1))
     arg, aux = mod.get_params()
+    arg = {k: v.copy() for k, v in arg.items()}
     assert arg['dconv_weight'].shape == (6, 4, 3, 3) and arg['dconv_bias'].shape == (6,)
     batch = mx.io.DataBatch([mx.nd.array(np.random.default_rng(1).standard_normal(shape))])
     mod.forward(batch, is_train=True)
@@ -321,9 +327,12 @@ def test_error_bad_arguments(arg, value, word):
 
 def test_error_zero_sized_and_too_small_inputs():
     data, offset, weight = _conv_args()
-    _raises(lambda: dnd.DeformableConvolution(mx.nd.ones((0, 4, 6, 6)), offset, weight,
-                                              kernel=(3, 3), pad=(1, 1), num_filter=4,
+    s = dsym.DeformableConvolution(mx.sym.var('data'), mx.sym.var('offset'), kernel=(3, 3),
+                                   pad=(1, 1), num_filter=4, no_bias=True)
+    _raises(lambda: dnd.DeformableConvolution(mx.nd.array(np.ones((0, 4, 6, 6))), offset,
+                                              weight, kernel=(3, 3), pad=(1, 1), num_filter=4,
                                               no_bias=True), "'data'", 'empty')
+    _raises(lambda: s.infer_shape(data=(2, 4, 6)), "'data'", '4-D')
     _raises(lambda: dnd.DeformableConvolution(mx.nd.ones((1, 4, 2, 2)), offset, weight,
                                               kernel=(3, 3), num_filter=4, no_bias=True),
             "'kernel'")
@@ -352,3 +361,44 @@ def test_python_argument_errors():
     with pytest.raises(ValueError, match='mask'):
         dsym.ModulatedDeformableConvolution(mx.sym.var('d'), mx.sym.var('o'), kernel=(3, 3),
                                             num_filter=4)
+
+
+def test_deformable_conv_large_blocks_match_builtin():
+    """Shapes spanning several GEMM blocks (K > 256, M > 96, H*W > 3072) and edge tiles."""
+    rng = np.random.default_rng(77)
+    cfg = dict(N=1, C=34, H=62, W=53, F=101, kernel=(3, 3), stride=(1, 1), dilate=(2, 2),
+               pad=(2, 2), num_group=1, num_deformable_group=2, no_bias=False, offset_scale=1.0)
+    arrays, head, params = _make(cfg, rng, np.float32, False)
+    ours, g_ours = _run(lambda *x: dnd.DeformableConvolution(*x, **params), arrays, head)
+    ref, g_ref = _run(lambda *x: mx.nd.contrib.DeformableConvolution(*x, **params), arrays, head)
+    _assert_close(ours, ref, 'output')
+    for n, a, b in zip(['data', 'offset', 'weight', 'bias'], g_ours, g_ref):
+        _assert_close(a, b, 'grad ' + n)
+
+
+def test_blas_fallback_path_matches_builtin():
+    """With the AVX-512 GEMM disabled the BLAS shipped with MXNet is used."""
+    import os
+    import subprocess
+    import sys
+    code = r'''
+import numpy as np, mxnet as mx
+from dcn.ops import nd as dnd
+rng = np.random.default_rng(0)
+x = mx.nd.array(rng.standard_normal((2, 8, 9, 7)))
+off = mx.nd.array(rng.standard_normal((2, 36, 9, 7)) * 2)
+w = mx.nd.array(rng.standard_normal((6, 4, 3, 3)))
+kw = dict(kernel=(3, 3), pad=(1, 1), num_filter=6, num_group=2, num_deformable_group=2,
+          no_bias=True)
+a = dnd.DeformableConvolution(x, off, w, **kw).asnumpy()
+b = mx.nd.contrib.DeformableConvolution(x, off, w, **kw).asnumpy()
+err = np.abs(a - b).max() / np.abs(b).max()
+assert err < 1e-5, err
+print('ok', err)
+'''
+    env = dict(os.environ, DCN_DISABLE_AVX512='1', OMP_NUM_THREADS='1')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
+    res = subprocess.run([sys.executable, '-c', code], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout.decode().startswith('ok')

@@ -19,6 +19,7 @@ kept normalised in memory.  :func:`unnormalize_bbox_params` and
   is the slowest index, followed by the g x g spatial bins.
 """
 import os
+import pickle
 import tempfile
 
 import mxnet as mx
@@ -27,7 +28,7 @@ import numpy as np
 __all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_checkpoint',
            'load_param', 'load_checkpoint', 'check_param_shapes', 'list_epochs', 'last_epoch',
            'bbox_param_scales', 'unnormalize_bbox_params', 'normalize_bbox_params',
-           'BBOX_LAYERS']
+           'BBOX_LAYERS', 'states_path', 'save_training_state', 'load_training_state']
 
 #: box-regression layers whose parameters are stored un-normalised, with the number of
 #: channels that share one (class, coordinate) pair
@@ -36,6 +37,10 @@ BBOX_LAYERS = (('bbox_pred', 1), ('rfcn_bbox', 49))
 
 def param_path(prefix, epoch):
     return '%s-%04d.params' % (prefix, int(epoch))
+
+
+def states_path(prefix, epoch):
+    return '%s-%04d.states' % (prefix, int(epoch))
 
 
 def symbol_path(prefix):
@@ -67,6 +72,10 @@ def atomic_write(path, writer):
                                dir=directory)
     os.close(fd)
     try:
+        # mkstemp creates the file 0600: give it the permissions a plain open() would
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         writer(tmp)
         with open(tmp, 'rb+') as f:
             f.flush()
@@ -167,6 +176,46 @@ def check_param_shapes(sym, arg_params, aux_params, data_shapes, source=None,
         extra = sorted((set(arg_params) | set(aux_params)) - known)
         if extra:
             raise ValueError('parameter %s%s is not used by the network' % (extra[0], where))
+
+
+_STATE_FORMAT = 'dcn-training-state-1'
+
+
+def save_training_state(prefix, epoch, optimizer_states, exact_params=None):
+    """Atomically write ``PREFIX-%04d.states``: what resuming needs besides the parameters.
+
+    :param optimizer_states: bytes of the optimizer's per-parameter state (momentum), as
+        ``mx.optimizer.Updater.get_states(False)`` returns them (None if unavailable)
+    :param exact_params: dict name -> array of in-memory parameters the ``.params`` file
+        does not hold bit for bit (the normalised box-regression layers)
+    """
+    state = {'format': _STATE_FORMAT, 'epoch': int(epoch), 'optimizer': optimizer_states,
+             'params': {k: (v.asnumpy() if hasattr(v, 'asnumpy') else np.asarray(v))
+                        for k, v in (exact_params or {}).items()}}
+
+    def _write(tmp):
+        with open(tmp, 'wb') as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return atomic_write(states_path(prefix, epoch), _write)
+
+
+def load_training_state(prefix, epoch):
+    """(optimizer state bytes or None, dict of exact parameters as numpy) from
+    ``PREFIX-%04d.states``; ``FileNotFoundError`` if absent, ``ValueError`` if unreadable."""
+    path = states_path(prefix, epoch)
+    if not os.path.isfile(path):
+        raise FileNotFoundError('training state file not found: %s' % path)
+    try:
+        with open(path, 'rb') as f:
+            state = pickle.load(f)
+    except Exception as exc:  # truncated / foreign file
+        raise ValueError('cannot read training state file %s: %s' % (path, exc))
+    if not isinstance(state, dict) or state.get('format') != _STATE_FORMAT:
+        raise ValueError('%s is not a training state file written by this project' % path)
+    if int(state.get('epoch', -1)) != int(epoch):
+        raise ValueError('training state file %s is for epoch %r, not %d'
+                         % (path, state.get('epoch'), int(epoch)))
+    return state.get('optimizer'), dict(state.get('params') or {})
 
 
 def list_epochs(prefix):

@@ -235,6 +235,20 @@ class AnchorLoader(PrefetchingIter):
         return _grouped_order(self.roidb, self.batch_size, self.shuffle, self.aspect_grouping,
                               self._order_rng)
 
+    def set_epoch(self, seed, epoch):
+        """Reseed the order and sampling generators from (``seed``, ``epoch``) and restart.
+
+        The batches of an epoch (image order, scales, anchor sampling) then depend only on
+        the roidb, the configuration, ``seed`` and ``epoch``, so a resumed training replays
+        an epoch exactly as an uninterrupted one.
+        """
+        self._stop_worker()  # the old worker must not draw from the new generators
+        seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x10ad])
+        order_state, sample_state = seq.generate_state(2)
+        self._order_rng = np.random.RandomState(int(order_state))
+        self._rng = np.random.RandomState(int(sample_state))
+        self.reset()
+
     def feat_shape(self, data_shape):
         """Shape of ``feat_sym``'s output for an input ``data`` of ``data_shape``."""
         data_shape = tuple(int(d) for d in data_shape)
@@ -307,6 +321,7 @@ class TestLoader(PrefetchingIter):
     says how many trailing entries are repeats, ``DataBatch.index`` holds the
     roidb indices.
     """
+    __test__ = False  # not a pytest test class
     data_names = ['data', 'im_info']
 
     def __init__(self, roidb, cfg, batch_size=1, shuffle=False, has_rpn=True, prefetch=None):

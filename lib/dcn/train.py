@@ -21,14 +21,16 @@ import mxnet as mx
 import numpy as np
 
 from dcn.callback import Speedometer, do_checkpoint
-from dcn.checkpoint import (atomic_write, check_param_shapes, last_epoch, load_param,
-                            normalize_bbox_params, param_path)
+from dcn.checkpoint import (BBOX_LAYERS, atomic_write, check_param_shapes, last_epoch,
+                            load_param, load_training_state, normalize_bbox_params, param_path,
+                            save_training_state, states_path)
 from dcn.config import config_to_dict, get_contexts, get_scales
 from dcn.loader import AnchorLoader
 from dcn.metric import get_train_metrics
 
-__all__ = ['train_net', 'create_logger', 'WarmupMultiFactorScheduler', 'lr_schedule',
-           'fixed_param_names', 'get_symbol_instance', 'output_dir', 'TrainingDivergedError']
+__all__ = ['train_net', 'shard_roidb', 'create_logger', 'WarmupMultiFactorScheduler',
+           'lr_schedule', 'fixed_param_names', 'get_symbol_instance', 'output_dir',
+           'TrainingDivergedError', 'epoch_seed']
 
 LOGGER_NAME = 'dcn'
 
@@ -141,6 +143,53 @@ def _seed_everything(seed):
     mx.random.seed(seed)
 
 
+def epoch_seed(seed, epoch):
+    """Seed of the global generators (python, numpy, mx.random) for epoch ``epoch``: a pure
+    function of (``seed``, ``epoch``), so that a resumed epoch replays an uninterrupted one."""
+    seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0xe90c])
+    return int(seq.generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _updater(mod):
+    """The module's local optimizer updater, or None (e.g. distributed kvstore)."""
+    if getattr(mod, '_update_on_kvstore', False):
+        return getattr(getattr(mod, '_kvstore', None), '_updater', None)
+    return getattr(mod, '_updater', None)
+
+
+def _exact_param_names(arg_params):
+    """Parameters whose ``.params`` copy is not bit-exact (un-normalised box regression)."""
+    names = []
+    for layer, _ in BBOX_LAYERS:
+        names += [n for n in (layer + '_weight', layer + '_bias') if n in arg_params]
+    return names
+
+
+def _save_training_state(mod, prefix, epoch, arg_params, logger):
+    updater = _updater(mod)
+    if updater is None:
+        logger.warning('optimizer state cannot be read here (distributed kvstore): %s holds '
+                       'no momentum', states_path(prefix, epoch))
+    states = updater.get_states(dump_optimizer=False) if updater is not None else None
+    save_training_state(prefix, epoch, states,
+                        {n: arg_params[n] for n in _exact_param_names(arg_params)})
+
+
+def _restore_training_state(cfg, prefix, epoch, arg_params, logger):
+    """Optimizer state bytes saved with ``epoch`` (None if absent); replaces, in place, the
+    box-regression parameters by their exact in-memory values."""
+    try:
+        states, exact = load_training_state(prefix, epoch)
+    except FileNotFoundError:
+        logger.warning('%s not found: resuming with zero momentum', states_path(prefix, epoch))
+        return None
+    for name, value in exact.items():
+        if name in arg_params and tuple(arg_params[name].shape) == tuple(value.shape):
+            arg_params[name] = mx.nd.array(value, dtype=value.dtype)
+    logger.info('restored training state from %s', states_path(prefix, epoch))
+    return states
+
+
 def _load_initial_params(cfg, prefix, begin_epoch, logger):
     """(arg_params, aux_params, begin_epoch, from_scratch)."""
     means, stds = cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS
@@ -193,6 +242,28 @@ def _max_shapes(cfg, loader, batch_size):
     return max_data, label
 
 
+def shard_roidb(roidb, rank, num_workers):
+    """Entries ``rank, rank + num_workers, ...`` of ``roidb`` padded (from its start) to
+    ``ceil(len / num_workers)``: every worker gets as many images, hence as many
+    iterations per epoch, which synchronous parameter-server training requires."""
+    rank, num_workers = int(rank), int(num_workers)
+    if not 0 <= rank < num_workers:
+        raise ValueError('worker rank %d is not in [0, %d)' % (rank, num_workers))
+    if len(roidb) == 0:
+        raise ValueError('cannot shard an empty roidb')
+    per_worker = -(-len(roidb) // num_workers)
+    index = [i % len(roidb) for i in range(per_worker * num_workers)]
+    return [roidb[i] for i in index[rank::num_workers]]
+
+
+def _updates_per_iteration(kvstore):
+    """Optimizer updates the kvstore servers make per iteration of one worker."""
+    if isinstance(kvstore, mx.kvstore.KVStore) and kvstore.type.startswith('dist') \
+            and 'async' in kvstore.type:
+        return kvstore.num_workers
+    return 1
+
+
 def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logger=None,
               output_path=None, kvstore=None, begin_epoch=None, end_epoch=None, roidb=None,
               rank=None, num_workers=None, bind_max_shapes=True):
@@ -202,7 +273,9 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     :param symbol_package: 'rfcn' or 'faster_rcnn'
     :param ctx: list of contexts (default: ``cfg.gpus``, CPU when empty)
     :param roidb: training roidb (default: ``cfg.dataset.image_set`` with flipping, filtered)
-    :param rank, num_workers: worker index/count for distributed training
+    :param kvstore: kvstore name or ``mx.kvstore.KVStore`` (default ``default.kvstore``)
+    :param rank, num_workers: worker index/count for distributed training (default: from a
+        ``dist_*`` kvstore; the roidb is sharded with :func:`shard_roidb`)
     """
     cfg_name = cfg_name or cfg.get('config_name') or 'default'
     image_set = cfg.dataset.image_set
@@ -214,9 +287,10 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     logger.info('training config:\n%s', pprint.pformat(config_to_dict(cfg)))
 
     kvstore = kvstore or cfg.default.kvstore
-    kv = None
-    if str(kvstore).startswith('dist'):
+    kv = kvstore if isinstance(kvstore, mx.kvstore.KVStore) else None
+    if kv is None and str(kvstore).startswith('dist'):
         kv = mx.kvstore.create(kvstore)
+    if kv is not None and kv.type.startswith('dist'):
         rank = kv.rank if rank is None else rank
         num_workers = kv.num_workers if num_workers is None else num_workers
     rank = 0 if rank is None else int(rank)
@@ -240,7 +314,8 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
         _, roidb = load_gt_roidb(cfg, image_set, flip=cfg.TRAIN.FLIP)
         roidb = filter_roidb(roidb)
     if num_workers > 1:
-        roidb = roidb[rank::num_workers]
+        roidb = shard_roidb(roidb, rank, num_workers)
+        logger.info('worker %d of %d: %d images in this shard', rank, num_workers, len(roidb))
 
     loader = AnchorLoader(feat_sym, roidb, cfg, batch_size=batch_size,
                           shuffle=cfg.TRAIN.SHUFFLE, ctx=ctx,
@@ -271,9 +346,21 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
     shape_dict = dict(data_shapes + label_shapes)
     if hasattr(sym_instance, 'infer_shape') and getattr(sym_instance, 'sym', None) is not None:
         sym_instance.infer_shape(shape_dict)
-    arg_params, aux_params = sym_instance.init_weight(cfg, arg_params, aux_params) or \
-        (arg_params, aux_params)
-    check_param_shapes(sym, arg_params, aux_params, shape_dict)
+    source, opt_states = None, None
+    if cfg.TRAIN.RESUME:
+        source = param_path(prefix, begin_epoch)
+        opt_states = _restore_training_state(cfg, prefix, begin_epoch, arg_params, logger)
+    elif not from_scratch:
+        source = param_path(str(cfg.network.pretrained), cfg.network.pretrained_epoch)
+    try:
+        arg_params, aux_params = sym_instance.init_weight(cfg, arg_params, aux_params) or \
+            (arg_params, aux_params)
+        check_param_shapes(sym, arg_params, aux_params, shape_dict, source=source)
+    except (KeyError, ValueError) as exc:
+        msg = exc.args[0] if len(exc.args) == 1 else str(exc)
+        if source is None or source in str(msg):
+            raise
+        raise ValueError('%s: %s' % (source, msg)) from exc
 
     data_names = [n for n, _ in data_shapes]
     label_names = [n for n, _ in label_shapes]
@@ -290,7 +377,11 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
     mod.init_params(arg_params=arg_params, aux_params=aux_params, allow_missing=False,
                     force_init=True)
 
-    lr, scheduler = lr_schedule(cfg, begin_epoch, loader.iters_per_epoch)
+    # the servers count one update per iteration of every worker in dist_async, per global
+    # iteration (all workers together) in dist_sync; the shards have equal lengths
+    per_iter = _updates_per_iteration(kvstore)
+    lr, scheduler = lr_schedule(cfg, begin_epoch, loader.iters_per_epoch * per_iter)
+    scheduler.warmup_step *= per_iter
     logger.info('learning rate %g, steps at iterations %s, warmup %s', lr, scheduler.step,
                 scheduler.warmup)
     clip = cfg.TRAIN.get('clip_gradient', None)
@@ -299,15 +390,26 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
     if clip is not None:
         optimizer_params['clip_gradient'] = float(clip)
     mod.init_optimizer(kvstore=kvstore, optimizer='sgd', optimizer_params=optimizer_params)
+    if opt_states is not None:
+        if _updater(mod) is None:
+            logger.warning('optimizer state of %s not restored (distributed kvstore)', source)
+        else:
+            _updater(mod).set_states(opt_states)
 
     metric = get_train_metrics(cfg)
     speedometer = Speedometer(batch_size, frequent or cfg.default.frequent, logger)
     checkpoint = do_checkpoint(prefix, cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS, logger)
 
+    seed = int(cfg.TRAIN.get('seed', 0)) + rank
     for epoch in range(begin_epoch, end_epoch):
         tic = time.time()
         metric.reset()
-        if epoch > begin_epoch:
+        # every random draw of the epoch (data order, scales, anchor and RoI sampling) is a
+        # function of (seed, epoch): resuming replays the epoch exactly
+        _seed_everything(epoch_seed(seed, epoch))
+        if hasattr(loader, 'set_epoch'):
+            loader.set_epoch(seed, epoch)
+        elif epoch > begin_epoch:
             loader.reset()
         nbatch = 0
         for nbatch, batch in enumerate(loader):
@@ -320,9 +422,14 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
         for name, value in metric.get_name_value():
             logger.info('Epoch[%d] Train-%s=%f', epoch, name, value)
         logger.info('Epoch[%d] Time cost=%.3f', epoch, time.time() - tic)
+        # BatchNorm writes its moving statistics in the backward pass without the read in
+        # get_params waiting for it: drain the engine so the saved aux states are current
+        mx.nd.waitall()
         arg, aux = mod.get_params()
         _check_finite(sorted(arg.items()) + sorted(aux.items()), 'parameter', epoch, nbatch)
         if rank == 0:
+            # the state first: a .params file marks a complete checkpoint
+            _save_training_state(mod, prefix, epoch + 1, arg, logger)
             checkpoint(epoch, sym, arg, aux)
     return prefix, end_epoch
 

@@ -30,6 +30,13 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
     (N * post_nms_top_n, 5): batch index, x1, y1, x2, y2.
     """
     section = cfg.TRAIN if is_train else cfg.TEST
+    where = 'TRAIN' if is_train else 'TEST'
+    if int(section.RPN_POST_NMS_TOP_N) <= 0:
+        raise ValueError('%s.RPN_POST_NMS_TOP_N must be positive, got %r'
+                         % (where, section.RPN_POST_NMS_TOP_N))
+    if not 0 < float(section.RPN_NMS_THRESH) <= 1:
+        raise ValueError('%s.RPN_NMS_THRESH must be in (0, 1], got %r'
+                         % (where, section.RPN_NMS_THRESH))
     stride = int(cfg.network.RPN_FEAT_STRIDE)
     scales = tuple(float(s) for s in cfg.network.ANCHOR_SCALES)
     ratios = tuple(float(r) for r in cfg.network.ANCHOR_RATIOS)
@@ -60,6 +67,13 @@ def proposal_target(rois, gt_boxes, cfg, num_classes, name='proposal_target'):
     ``BBOX_WEIGHTS`` and ``cfg.CLASS_AGNOSTIC``.
     """
     train = cfg.TRAIN
+    if int(train.BATCH_ROIS) == 0 or int(train.BATCH_ROIS) < -1:
+        raise ValueError('TRAIN.BATCH_ROIS must be positive or -1, got %r' % (train.BATCH_ROIS,))
+    if int(train.BATCH_ROIS) > 0 and int(train.BATCH_ROIS) % int(train.BATCH_IMAGES) != 0:
+        raise ValueError('TRAIN.BATCH_ROIS (%d) must be a multiple of TRAIN.BATCH_IMAGES (%d)'
+                         % (train.BATCH_ROIS, train.BATCH_IMAGES))
+    if not 0 <= float(train.FG_FRACTION) <= 1:
+        raise ValueError('TRAIN.FG_FRACTION must be in [0, 1], got %r' % (train.FG_FRACTION,))
     group = mx.sym.Custom(rois=rois, gt_boxes=gt_boxes, op_type='proposal_target', name=name,
                           num_classes=str(int(num_classes)),
                           num_reg_classes=str(num_reg_classes(cfg, num_classes)),
@@ -86,6 +100,9 @@ def box_annotator_ohem(cls_score, bbox_pred, label, bbox_target, bbox_weight, cf
     """
     batch_images = int(cfg.TRAIN.BATCH_IMAGES)
     roi_per_img = int(cfg.TRAIN.BATCH_ROIS_OHEM) // batch_images
+    if roi_per_img <= 0:
+        raise ValueError('TRAIN.BATCH_ROIS_OHEM (%r) must be at least TRAIN.BATCH_IMAGES (%d)'
+                         % (cfg.TRAIN.BATCH_ROIS_OHEM, batch_images))
     group = mx.sym.Custom(cls_score=cls_score, bbox_pred=bbox_pred, labels=label,
                           bbox_targets=bbox_target, bbox_weights=bbox_weight,
                           op_type='BoxAnnotatorOHEM', name=name,

@@ -48,3 +48,9 @@ def nms_function(thresh):
 def zero_grads(op, req, in_grad):
     for i, g in enumerate(in_grad):
         op.assign(g, req[i], 0)
+
+
+def check_error(prop):
+    """Raise the argument error a CustomOpProp recorded at construction."""
+    if getattr(prop, '_error', None):
+        raise ValueError(prop._error)

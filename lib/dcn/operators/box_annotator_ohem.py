@@ -14,7 +14,7 @@ label is already -1 never count as hard examples.
 import mxnet as mx
 import numpy as np
 
-from dcn.operators._common import zero_grads
+from dcn.operators._common import check_error, zero_grads
 
 __all__ = ['ohem_numpy', 'BoxAnnotatorOHEMOperator', 'BoxAnnotatorOHEMProp']
 
@@ -85,13 +85,19 @@ class BoxAnnotatorOHEMOperator(mx.operator.CustomOp):
 class BoxAnnotatorOHEMProp(mx.operator.CustomOpProp):
     def __init__(self, num_classes, num_reg_classes, roi_per_img, batch_images='1'):
         super(BoxAnnotatorOHEMProp, self).__init__(need_top_grad=False)
-        self._num_classes = int(num_classes)
-        self._num_reg_classes = int(num_reg_classes)
-        self._roi_per_img = int(roi_per_img)
-        self._batch_images = int(batch_images)
-        if self._roi_per_img <= 0:
-            raise ValueError('BoxAnnotatorOHEM: roi_per_img must be positive, got %d'
-                             % self._roi_per_img)
+        # argument errors are raised from infer_shape (see ProposalProp)
+        self._error = None
+        try:
+            self._num_classes = int(num_classes)
+            self._num_reg_classes = int(num_reg_classes)
+            self._roi_per_img = int(roi_per_img)
+            self._batch_images = int(batch_images)
+            if self._roi_per_img <= 0 or self._batch_images <= 0:
+                raise ValueError('BoxAnnotatorOHEM: roi_per_img and batch_images must be '
+                                 'positive, got %d and %d' % (self._roi_per_img,
+                                                              self._batch_images))
+        except (ValueError, TypeError) as exc:
+            self._error = str(exc)
 
     def list_arguments(self):
         return ['cls_score', 'bbox_pred', 'labels', 'bbox_targets', 'bbox_weights']
@@ -100,10 +106,12 @@ class BoxAnnotatorOHEMProp(mx.operator.CustomOpProp):
         return ['labels_ohem', 'bbox_weights_ohem']
 
     def infer_shape(self, in_shape):
+        check_error(self)
         labels_shape, weights_shape = in_shape[2], in_shape[4]
         return in_shape, [labels_shape, weights_shape], []
 
     def create_operator(self, ctx, shapes, dtypes):
+        check_error(self)
         return BoxAnnotatorOHEMOperator(self._num_classes, self._num_reg_classes,
                                         self._roi_per_img, self._batch_images)
 

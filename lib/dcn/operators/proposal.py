@@ -19,7 +19,7 @@ import numpy as np
 
 from dcn.bbox import bbox_pred, clip_boxes
 from dcn.rpn.assign_anchor import shifted_anchors
-from dcn.operators._common import nms_function, parse_bool, parse_floats, zero_grads
+from dcn.operators._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
 
 __all__ = ['proposal_numpy', 'ProposalOperator', 'ProposalProp']
 
@@ -131,6 +131,18 @@ class ProposalProp(mx.operator.CustomOpProp):
                  output_score='False', rpn_pre_nms_top_n='6000', rpn_post_nms_top_n='300',
                  threshold='0.3', rpn_min_size='16'):
         super(ProposalProp, self).__init__(need_top_grad=False)
+        # MXNet cannot propagate an exception raised while it creates the operator property:
+        # argument errors are kept and raised from infer_shape (an MXNetError for the caller)
+        self._output_score = str(output_score).strip().lower() in ('true', '1', 'yes')
+        self._error = None
+        try:
+            self._setup(feat_stride, scales, ratios, output_score, rpn_pre_nms_top_n,
+                        rpn_post_nms_top_n, threshold, rpn_min_size)
+        except (ValueError, TypeError) as exc:
+            self._error = str(exc)
+
+    def _setup(self, feat_stride, scales, ratios, output_score, rpn_pre_nms_top_n,
+               rpn_post_nms_top_n, threshold, rpn_min_size):
         self._feat_stride = int(feat_stride)
         self._scales = parse_floats(scales, 'proposal scales')
         self._ratios = parse_floats(ratios, 'proposal ratios')
@@ -151,6 +163,7 @@ class ProposalProp(mx.operator.CustomOpProp):
         return ['output', 'score'] if self._output_score else ['output']
 
     def infer_shape(self, in_shape):
+        check_error(self)
         cls_shape, bbox_shape, im_info_shape = in_shape
         batch = cls_shape[0]
         out = [(batch * self._post, 5)]
@@ -159,6 +172,7 @@ class ProposalProp(mx.operator.CustomOpProp):
         return [cls_shape, bbox_shape, (batch, 3)], out, []
 
     def create_operator(self, ctx, shapes, dtypes):
+        check_error(self)
         return ProposalOperator(self._feat_stride, self._scales, self._ratios, self._output_score,
                                 self._pre, self._post, self._threshold, self._min_size)
 

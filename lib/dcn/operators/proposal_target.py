@@ -20,7 +20,7 @@ import mxnet as mx
 import numpy as np
 
 from dcn.bbox import bbox_overlaps, bbox_transform
-from dcn.operators._common import parse_bool, parse_floats, zero_grads
+from dcn.operators._common import check_error, parse_bool, parse_floats, zero_grads
 
 __all__ = ['sample_rois', 'ProposalTargetOperator', 'ProposalTargetProp']
 
@@ -140,6 +140,18 @@ class ProposalTargetProp(mx.operator.CustomOpProp):
                  normalize='True', bbox_means='(0,0,0,0)', bbox_stds='(0.1,0.1,0.2,0.2)',
                  bbox_weights='(1,1,1,1)', seed='-1'):
         super(ProposalTargetProp, self).__init__(need_top_grad=False)
+        # argument errors are raised from infer_shape (see ProposalProp)
+        self._error = None
+        try:
+            self._setup(num_classes, batch_images, batch_rois, fg_fraction, fg_thresh,
+                        bg_thresh_hi, bg_thresh_lo, num_reg_classes, normalize, bbox_means,
+                        bbox_stds, bbox_weights, seed)
+        except (ValueError, TypeError) as exc:
+            self._error = str(exc)
+
+    def _setup(self, num_classes, batch_images, batch_rois, fg_fraction, fg_thresh, bg_thresh_hi,
+               bg_thresh_lo, num_reg_classes, normalize, bbox_means, bbox_stds, bbox_weights,
+               seed):
         self._num_classes = int(num_classes)
         self._batch_images = int(batch_images)
         self._batch_rois = int(batch_rois)
@@ -177,12 +189,14 @@ class ProposalTargetProp(mx.operator.CustomOpProp):
         return rois_shape[0] // self._batch_images + gt_per_image
 
     def infer_shape(self, in_shape):
+        check_error(self)
         rpn_rois_shape, gt_shape = in_shape
         n = self._batch_images * self._rois_per_image(rpn_rois_shape, gt_shape)
         k = 4 * self._num_reg
         return [rpn_rois_shape, gt_shape], [(n, 5), (n,), (n, k), (n, k)], []
 
     def create_operator(self, ctx, shapes, dtypes):
+        check_error(self)
         per_image = self._batch_rois // self._batch_images if self._batch_rois > 0 else -1
         return ProposalTargetOperator(self._num_classes, self._batch_images, per_image,
                                       self._fg_fraction, self._params, self._seed)

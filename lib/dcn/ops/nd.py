@@ -13,6 +13,9 @@ def _check(op, inputs):
         if not isinstance(value, mx.nd.NDArray):
             raise TypeError('%s: input %r must be an mxnet NDArray, got %s'
                             % (op, name, type(value).__name__))
+        if value.size == 0:
+            raise mx.base.MXNetError('%s: input %r must not be empty, got shape %s'
+                                     % (op, name, value.shape))
         arrays.append(value)
     return arrays
 

@@ -62,18 +62,44 @@ def _load(args):
     return cfg
 
 
-def train_end2end_main(symbol_package, argv=None):
-    """Parse arguments, train; returns (prefix, last epoch)."""
+def _dist_kvstore(cfg):
+    """The ``dist_*`` kvstore named by ``default.kvstore`` (its creation waits for every node
+    of the job), or None."""
+    name = str(cfg.default.kvstore)
+    if not name.startswith('dist'):
+        return None
+    import mxnet as mx
+    return mx.kvstore.create(name)
+
+
+def _train(symbol_package, argv):
+    """(prefix, last epoch, worker rank)."""
+    # a process started as a parameter server or scheduler (DMLC_ROLE) serves and exits here
+    from dcn.tools.launch import serve_if_server
+    serve_if_server()
     from dcn.train import create_logger, output_dir, save_config, train_net
     args = parse_train_args(argv)
     cfg = _load(args)
+    kv = _dist_kvstore(cfg)
+    rank = kv.rank if kv is not None else 0
     name = cfg.config_name
     final = output_dir(cfg, name, cfg.dataset.image_set)
-    logger = create_logger(final, name, 'train')
+    logger = create_logger(final, name, 'train' if rank == 0 else 'train_rank%d' % rank)
     logger.info('command line: %s', vars(args))
-    save_config(cfg, os.path.join(final, name + '.yaml'))
-    return train_net(cfg, symbol_package, name, frequent=args.frequent, logger=logger,
-                     begin_epoch=args.begin_epoch, end_epoch=args.end_epoch)
+    if kv is not None:
+        logger.info('kvstore %s: worker rank %d of %d', kv.type, rank, kv.num_workers)
+    if rank == 0:
+        save_config(cfg, os.path.join(final, name + '.yaml'))
+    prefix, epoch = train_net(cfg, symbol_package, name, frequent=args.frequent, logger=logger,
+                              kvstore=kv, begin_epoch=args.begin_epoch,
+                              end_epoch=args.end_epoch)
+    return prefix, epoch, rank
+
+
+def train_end2end_main(symbol_package, argv=None):
+    """Parse arguments, train; returns (prefix, last epoch)."""
+    prefix, epoch, _ = _train(symbol_package, argv)
+    return prefix, epoch
 
 
 def test_main(symbol_package, argv=None):
@@ -95,7 +121,12 @@ def test_main(symbol_package, argv=None):
 
 
 def train_test_main(symbol_package, argv=None):
-    """Train, then test the configured epoch (``--epoch`` or TEST.test_epoch)."""
-    train_end2end_main(symbol_package, argv)
+    """Train, then test the configured epoch (``--epoch`` or TEST.test_epoch); in distributed
+    training only the worker of rank 0 tests (the others return None)."""
+    _, _, rank = _train(symbol_package, argv)
+    if rank != 0:
+        logging.getLogger('dcn').info('training finished; testing is left to the worker of '
+                                      'rank 0')
+        return None
     logging.getLogger('dcn').info('training finished, testing')
     return test_main(symbol_package, argv)

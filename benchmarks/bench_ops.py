@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Benchmark of the dcn.ops CPU operators against MXNet's built-in operators.
+
+Shapes: the res5 layer of Deformable R-FCN (1x512x38x63 -> 512, 3x3, dilate 2, pad 2,
+4 deformable groups) and its position-sensitive pooling (300 RoIs, 81 classes, 7x7 bins,
+4x4 samples per bin).  Every row is measured in one process (ours and the baseline
+alternating), best of N; each thread count runs in its own subprocess with OMP_NUM_THREADS set.
+
+    PYTHONPATH=lib python benchmarks/bench_ops.py [--threads 1 2] [--repeat 5] [--quick]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _best(fn, repeat, warmup=1):
+    import mxnet as mx
+    for _ in range(warmup):
+        fn()
+        mx.nd.waitall()
+    best = float('inf')
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        mx.nd.waitall()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _fwd_bwd(op, inputs, grad_idx):
+    import mxnet as mx
+
+    def run():
+        for i in grad_idx:
+            inputs[i].attach_grad()
+        with mx.autograd.record():
+            y = op(*inputs)
+        y.backward(mx.nd.ones_like(y))
+    return run
+
+
+def worker(args):
+    import numpy as np
+    import mxnet as mx
+    sys.path.insert(0, os.path.join(ROOT, 'lib'))
+    import dcn.ops
+    from dcn.ops import nd as dnd
+
+    rng = np.random.default_rng(0)
+    H, W = (19, 32) if args.quick else (38, 63)
+    C, F, dg = (256, 256, 4) if args.quick else (512, 512, 4)
+    R = 100 if args.quick else 300
+    data = mx.nd.array(rng.standard_normal((1, C, H, W)), dtype=np.float32)
+    offset = mx.nd.array(rng.standard_normal((1, 2 * 9 * dg, H, W)) * 2, dtype=np.float32)
+    mask = mx.nd.array(rng.uniform(0, 1, (1, 9 * dg, H, W)), dtype=np.float32)
+    weight = mx.nd.array(rng.standard_normal((F, C, 3, 3)) * 0.01, dtype=np.float32)
+    conv = dict(kernel=(3, 3), dilate=(2, 2), pad=(2, 2), num_filter=F, no_bias=True)
+    dconv = dict(conv, num_deformable_group=dg)
+    rows = []
+
+    def row(name, ours, base, base_name):
+        if args.only and not any(o.lower() in name.lower() for o in args.only):
+            return
+        t_o = _best(ours, args.repeat)
+        t_b = _best(base, args.repeat)
+        rows.append(dict(name=name, ours=t_o, base=t_b, base_name=base_name))
+
+    row('DeformableConvolution fwd',
+        lambda: dnd.DeformableConvolution(data, offset, weight, **dconv),
+        lambda: mx.nd.contrib.DeformableConvolution(data, offset, weight, **dconv), 'built-in')
+    row('DeformableConvolution fwd',
+        lambda: dnd.DeformableConvolution(data, offset, weight, **dconv),
+        lambda: mx.nd.Convolution(data, weight, **conv), 'Convolution (dilated)')
+    row('DeformableConvolution fwd+bwd',
+        _fwd_bwd(lambda *x: dnd.DeformableConvolution(*x, **dconv), [data, offset, weight],
+                 [0, 1, 2]),
+        _fwd_bwd(lambda *x: mx.nd.contrib.DeformableConvolution(*x, **dconv),
+                 [data, offset, weight], [0, 1, 2]), 'built-in')
+    row('ModulatedDeformableConvolution fwd',
+        lambda: dnd.ModulatedDeformableConvolution(data, offset, mask, weight, **dconv),
+        lambda: mx.nd.contrib.ModulatedDeformableConvolution(data, offset, mask, weight,
+                                                             **dconv), 'built-in')
+
+    ncls, P = 81, 7
+    feat = mx.nd.array(rng.standard_normal((1, ncls * P * P, H, W)), dtype=np.float32)
+    x1 = rng.uniform(0, W * 16 * 0.8, R)
+    y1 = rng.uniform(0, H * 16 * 0.8, R)
+    rois = mx.nd.array(np.stack([np.zeros(R), x1, y1, x1 + rng.uniform(16, 400, R),
+                                 y1 + rng.uniform(16, 300, R)], 1), dtype=np.float32)
+    trans = mx.nd.array(rng.standard_normal((R, 2 * ncls, P, P)) * 0.5, dtype=np.float32)
+    pool = dict(spatial_scale=0.0625, output_dim=ncls, group_size=P, pooled_size=P, part_size=P,
+                sample_per_part=4, trans_std=0.1)
+    row('DeformablePSROIPooling fwd',
+        lambda: dnd.DeformablePSROIPooling(feat, rois, trans, **pool),
+        lambda: mx.nd.contrib.DeformablePSROIPooling(feat, rois, trans, **pool), 'built-in')
+    row('DeformablePSROIPooling fwd+bwd',
+        _fwd_bwd(lambda *x: dnd.DeformablePSROIPooling(*x, **pool), [feat, rois, trans], [0, 2]),
+        _fwd_bwd(lambda *x: mx.nd.contrib.DeformablePSROIPooling(*x, **pool),
+                 [feat, rois, trans], [0, 2]), 'built-in')
+
+    L = H * W
+    col_bytes = C * 9 * L * 4
+    plan_bytes = dg * 9 * L * 4 * (4 + 4)
+    print(json.dumps(dict(rows=rows, col_bytes=col_bytes, plan_bytes=plan_bytes,
+                          shape=[1, C, H, W], rois=R)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    ap.add_argument('--repeat', type=int, default=5, help='best of N (default 5)')
+    ap.add_argument('--quick', action='store_true',
+                    help='smaller shapes (1x256x19x32, 100 RoIs) and best of 2')
+    ap.add_argument('--only', nargs='+', default=None,
+                    help='run only rows whose operator name contains one of these strings')
+    ap.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.quick:
+        args.repeat = min(args.repeat, 2)
+    if args.worker:
+        worker(args)
+        return
+    for nt in args.threads:
+        env = dict(os.environ, OMP_NUM_THREADS=str(nt), MXNET_ENGINE_TYPE='NaiveEngine')
+        env['PYTHONPATH'] = os.path.join(ROOT, 'lib') + os.pathsep + env.get('PYTHONPATH', '')
+        cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--repeat',
+               str(args.repeat)] + (['--quick'] if args.quick else []) + \
+            (['--only'] + args.only if args.only else [])
+        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE).stdout
+        res = json.loads(out.decode().strip().splitlines()[-1])
+        print('\nOMP_NUM_THREADS=%d  data %s, %d RoIs  (best of %d, ms)'
+              % (nt, 'x'.join(map(str, res['shape'])), res['rois'], args.repeat))
+        print('%-36s %10s %10s %7s  %s' % ('operator', 'ours', 'baseline', 'ratio', 'baseline'))
+        for r in res['rows']:
+            print('%-36s %10.2f %10.2f %7.3f  %s' % (r['name'], r['ours'] * 1e3, r['base'] * 1e3,
+                                                    r['ours'] / r['base'], r['base_name']))
+        print('column buffer %.1f MiB + sampling plan %.1f MiB per image (workspace)'
+              % (res['col_bytes'] / 2 ** 20, res['plan_bytes'] / 2 ** 20))
+
+
+if __name__ == '__main__':
+    main()

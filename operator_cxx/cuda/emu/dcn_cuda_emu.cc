@@ -1,0 +1,96 @@
+/*
+ * dcn_cuda_emu.cc - host emulation of the CUDA back end of dcn_cuda_impl.h.
+ *
+ * Builds the conv / pool entry points of dcn_cuda_api.h on ordinary host
+ * memory: element functors run in a sequential loop (atomics become plain
+ * adds) and GEMMs implement cuBLAS's column-major contract literally.  It lets
+ * the GPU code path (indexing, chunking, GEMM arguments) be tested against the
+ * CPU operators on machines without a GPU; it is not meant to be fast.
+ *
+ *   g++ -std=c++17 -O2 -shared -fPIC dcn_cuda_emu.cc -o libdcn_cuda_emu.so
+ */
+#include <string.h>
+
+#include "../dcn_cuda_impl.h"
+
+namespace {
+
+struct EmuBackend {
+  template <class F>
+  void launch(const F& f, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  }
+  void zero(void* p, int64_t bytes) { memset(p, 0, static_cast<size_t>(bytes)); }
+  void finish() {}
+  /* C = alpha * op(A) op(B) + beta * C, column-major, as cublas<t>gemmStridedBatched */
+  template <typename T>
+  void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, int64_t sA,
+            const T* B, int ldb, int64_t sB, T beta, T* C, int ldc, int64_t sC, int batch) {
+    if ((ta ? lda < k : lda < m) || (tb ? ldb < n : ldb < k) || ldc < m)
+      throw dcn::gpu::Error("gemm: leading dimension too small");
+    for (int q = 0; q < batch; ++q) {
+      const T* a = A + q * sA;
+      const T* b = B + q * sB;
+      T* c = C + q * sC;
+      for (int j = 0; j < n; ++j) {
+        for (int i = 0; i < m; ++i) {
+          T s = T(0);
+          for (int p = 0; p < k; ++p) {
+            const T av = ta ? a[static_cast<int64_t>(i) * lda + p] : a[static_cast<int64_t>(p) * lda + i];
+            const T bv = tb ? b[static_cast<int64_t>(p) * ldb + j] : b[static_cast<int64_t>(j) * ldb + p];
+            s += av * bv;
+          }
+          T* cij = c + static_cast<int64_t>(j) * ldc + i;
+          *cij = beta == T(0) ? alpha * s : alpha * s + beta * *cij;
+        }
+      }
+    }
+  }
+};
+
+}  // namespace
+
+extern "C" {
+
+int64_t dcn_cuda_conv_workspace_bytes(const dcn_conv_geom* g, int dtype) {
+  return dcn::gpu::capi_conv_workspace_bytes(g, dtype);
+}
+
+int dcn_cuda_conv_forward(const dcn_conv_geom* g, int dtype, const void* data, const void* offset,
+                          const void* mask, const void* weight, const void* bias, void* out,
+                          void* ws, int64_t ws_bytes, void* stream) {
+  return dcn::gpu::capi_conv_forward(EmuBackend(), g, dtype, data, offset, mask, weight, bias,
+                                     out, ws, ws_bytes);
+}
+
+int dcn_cuda_conv_backward(const dcn_conv_geom* g, int dtype, const void* grad_out,
+                           const void* data, const void* offset, const void* mask,
+                           const void* weight, void* grad_data, void* grad_offset,
+                           void* grad_mask, void* grad_weight, void* grad_bias, void* ws,
+                           int64_t ws_bytes, void* stream) {
+  return dcn::gpu::capi_conv_backward(EmuBackend(), g, dtype, grad_out, data, offset, mask,
+                                      weight, grad_data, grad_offset, grad_mask, grad_weight,
+                                      grad_bias, ws, ws_bytes);
+}
+
+int dcn_cuda_pool_forward(const dcn_pool_geom* g, int dtype, const void* data, const void* rois,
+                          const void* trans, void* out, void* top_count, void* stream) {
+  return dcn::gpu::capi_pool_forward(EmuBackend(), g, dtype, data, rois, trans, out, top_count);
+}
+
+int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_out,
+                           const void* data, const void* rois, const void* trans,
+                           const void* top_count, void* grad_data, void* grad_trans,
+                           void* stream) {
+  return dcn::gpu::capi_pool_backward(EmuBackend(), g, dtype, grad_out, data, rois, trans,
+                                      top_count, grad_data, grad_trans);
+}
+
+int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
+  if (bytes > 0) memset(ptr, 0, static_cast<size_t>(bytes));
+  return 0;
+}
+
+const char* dcn_cuda_last_error(void) { return dcn::gpu::last_error().c_str(); }
+
+}  // extern "C"

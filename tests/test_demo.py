@@ -1,0 +1,224 @@
+"""Demos: detection (R-FCN, Faster R-CNN), deformable convolution sampling points and
+deformable PS RoI pooling parts, run as command-line programs on small Shapes checkpoints
+(random weights with non-zero offsets), plus the geometry they draw."""
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from dcn.tools import demo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RFCN_CFG = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'shapes_mini_rfcn_dcn.yaml')
+RCNN_CFG = os.path.join(ROOT, 'experiments', 'faster_rcnn', 'cfgs', 'shapes_mini_rcnn_dcn.yaml')
+IMAGES = [os.path.join(ROOT, 'demo', 'shapes_1.jpg'), os.path.join(ROOT, 'demo', 'shapes_2.jpg')]
+
+
+def _make_checkpoint(package, cfg_file, prefix):
+    """Randomly initialised deformable Shapes network with small, non-zero offsets."""
+    import mxnet as mx
+    from dcn.checkpoint import save_checkpoint
+    from dcn.config import load_config
+    from dcn.train import get_symbol_instance
+    cfg = load_config(cfg_file)
+    arg, aux = get_symbol_instance(package, cfg).init_weight(cfg, {}, {})
+    rng = np.random.RandomState(7)
+    for name in arg:
+        if 'offset' in name:
+            std = 1e-5 if name.endswith('_weight') else 0.5
+            arg[name] = mx.nd.array(rng.normal(0.0, std, arg[name].shape))
+    save_checkpoint(prefix, 0, None, arg, aux)
+    return prefix
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp('demo_models')
+    return {'rfcn': _make_checkpoint('rfcn', RFCN_CFG, str(d / 'rfcn_dcn_shapes')),
+            'faster_rcnn': _make_checkpoint('faster_rcnn', RCNN_CFG, str(d / 'rcnn_dcn_shapes'))}
+
+
+def _run(script, *args):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, script)] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=240, cwd=ROOT)
+    return proc
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _image_sizes():
+    return {p: cv2.imread(p).shape[:2] for p in IMAGES}
+
+
+def _check_png(path, hw):
+    assert os.path.isfile(path), path
+    im = cv2.imread(path)
+    assert im is not None, path
+    assert im.shape[:2] == tuple(hw)
+    return im
+
+
+@pytest.mark.parametrize('package,cfg_file', [('rfcn', RFCN_CFG), ('faster_rcnn', RCNN_CFG)])
+def test_detection_demo(tmp_path, checkpoints, package, cfg_file):
+    out = tmp_path / 'out'
+    proc = _run(package + '/demo.py', '--cfg', cfg_file, '--params', checkpoints[package],
+                '--epoch', '0', '--images', *IMAGES, '--thresh', '0.05', '--output', str(out))
+    _ok(proc)
+    with open(out / 'detections.json') as f:
+        dets = json.load(f)
+    assert sorted(dets) == sorted(IMAGES)
+    sizes = _image_sizes()
+    names = set(demo.class_names(demo_cfg(cfg_file))[1:])
+    assert names == {'ellipse', 'rectangle', 'triangle', 'star', 'cross'}
+    total = 0
+    for path, (h, w) in sizes.items():
+        for d in dets[path]:
+            assert d['class'] in names
+            assert 0.05 <= d['score'] <= 1.0
+            x1, y1, x2, y2 = d['bbox']
+            assert 0 <= x1 <= x2 <= w - 1 and 0 <= y1 <= y2 <= h - 1, d
+        scores = [d['score'] for d in dets[path]]
+        assert scores == sorted(scores, reverse=True)
+        total += len(dets[path])
+        drawn = _check_png(str(out / (os.path.splitext(os.path.basename(path))[0] + '.png')),
+                           (h, w))
+        if dets[path]:
+            assert np.any(drawn != cv2.imread(path)), 'no detection drawn on %s' % path
+    assert total > 0
+
+
+def demo_cfg(cfg_file):
+    from dcn.config import load_config
+    return load_config(cfg_file)
+
+
+def test_deform_conv_demo(tmp_path, checkpoints):
+    out = tmp_path / 'conv'
+    proc = _run('rfcn/deform_conv_demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['rfcn'],
+                '--images', *IMAGES, '--num_points', '2', '--output', str(out))
+    _ok(proc)
+    # the small network has two deformable layers (res5a, res5b): 9^2 sampling points
+    assert '81 sampling points' in proc.stderr
+    for path, hw in _image_sizes().items():
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for k in range(2):
+            drawn = _check_png(str(out / ('%s_unit%d.png' % (stem, k))), hw)
+            # red sampling points and the green unit are drawn
+            assert np.any(np.all(drawn == (0, 0, 255), axis=2))
+            assert np.any(np.all(drawn == (0, 255, 0), axis=2))
+
+
+def test_deform_psroi_demo(tmp_path, checkpoints):
+    out = tmp_path / 'psroi'
+    proc = _run('rfcn/deform_psroi_demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['rfcn'],
+                '--images', *IMAGES, '--rois', '40,50,200,210;10,10,120,90', '--parts', '7',
+                '--output', str(out))
+    _ok(proc)
+    for path, hw in _image_sizes().items():
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for k in range(2):
+            drawn = _check_png(str(out / ('%s_roi%d.png' % (stem, k))), hw)
+            assert np.any(np.all(drawn == (0, 255, 255), axis=2))  # the RoI
+    # RoIs from the network's own detections (the checkpoint has an RPN)
+    out2 = tmp_path / 'psroi_det'
+    proc = _run('rfcn/deform_psroi_demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['rfcn'],
+                '--images', IMAGES[0], '--num_rois', '2', '--output', str(out2))
+    _ok(proc)
+    assert sorted(os.listdir(out2)) == ['shapes_1_roi0.png', 'shapes_1_roi1.png']
+
+
+def test_missing_model_message(tmp_path):
+    missing = str(tmp_path / 'nowhere' / 'rfcn_dcn_coco')
+    for script in ('rfcn/demo.py', 'rfcn/deform_conv_demo.py', 'rfcn/deform_psroi_demo.py',
+                   'faster_rcnn/demo.py'):
+        proc = _run(script, '--params', missing, '--epoch', '3', '--images', IMAGES[0])
+        assert proc.returncode == 1
+        assert 'Traceback' not in proc.stderr
+        assert 'model file not found: %s-0003.params' % missing in proc.stderr
+        assert 'model/' in proc.stderr and '--params' in proc.stderr
+    if not os.path.isfile(os.path.join(ROOT, 'model', 'rfcn_dcn_coco-0000.params')):
+        proc = _run('rfcn/demo.py')
+        assert proc.returncode == 1
+        assert 'model/rfcn_dcn_coco-0000.params' in proc.stderr
+    if not os.path.isfile(os.path.join(ROOT, 'model', 'rcnn_coco-0000.params')):
+        proc = _run('faster_rcnn/demo.py', '--rcnn_only')
+        assert proc.returncode == 1
+        assert 'model/rcnn_coco-0000.params' in proc.stderr
+
+
+def test_params_not_fitting_the_network(checkpoints):
+    # Faster R-CNN parameters into the R-FCN network: conv_new_1 has another width
+    proc = _run('rfcn/demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['faster_rcnn'],
+                '--images', IMAGES[0])
+    assert proc.returncode == 1
+    assert 'Traceback' not in proc.stderr
+    assert 'do not fit the network' in proc.stderr
+    assert 'conv_new_1_weight' in proc.stderr
+
+
+# ------------------------------------------------------------------------------ geometry
+def test_sampling_points_zero_offsets_regular_dilated_grid():
+    offsets = [np.zeros((72, 12, 14), np.float32) for _ in range(3)]  # res5c, res5b, res5a
+    pts = demo.sampling_points(offsets, 5, 6)
+    assert pts.shape == (729, 2)
+    # each layer adds (i - 1) * 2 with i in 0..2 (dilation 2, pad 2, stride 1)
+    expect = sorted((5 + 2 * (a + b + c), 6 + 2 * (d + e + f))
+                    for (a, d), (b, e), (c, f) in itertools.product(
+                        itertools.product((-1, 0, 1), repeat=2), repeat=3))
+    assert sorted(map(tuple, pts.tolist())) == expect
+    # the first 9 points belong to the top layer's first kernel position (-1, -1) and then
+    # follow the 3x3 grids of the two layers below, row-major
+    np.testing.assert_allclose(pts[0], [5 - 6, 6 - 6])
+    np.testing.assert_allclose(pts[8], [5 - 2, 6 - 2])
+    np.testing.assert_allclose(demo.feature_to_image(pts[:1], 0.5), [[-32.0, 0.0]])
+
+
+def test_sampling_points_follow_group_offsets():
+    off = np.zeros((72, 10, 10), np.float32)
+    off[0:18:2] = 1.5     # group 0: dy = 1.5 for every kernel position
+    off[1:18:2] = -0.5    # group 0: dx = -0.5
+    off[18 + 1:36:2] = 2  # group 1: dx = 2
+    base = demo.sampling_points([np.zeros_like(off)] * 2, 4, 4)
+    g0 = demo.sampling_points([off, off], 4, 4, group=0)
+    np.testing.assert_allclose(g0 - base, np.tile([[3.0, -1.0]], (81, 1)))
+    g1 = demo.sampling_points([off, off], 4, 4, group=1)
+    np.testing.assert_allclose(g1 - base, np.tile([[0.0, 4.0]], (81, 1)))
+    gm = demo.sampling_points([off], 4, 4, group=-1)
+    np.testing.assert_allclose(gm - demo.sampling_points([np.zeros_like(off)], 4, 4),
+                               np.tile([[1.5 / 4, (-0.5 + 2) / 4]], (9, 1)))
+
+
+def test_sampling_points_interpolate_offsets_at_fractional_positions():
+    off = np.zeros((18, 8, 8), np.float32)
+    off[0, :, 3] = 0.0
+    off[0, :, 4] = 2.0      # dy of kernel position 0 grows with x
+    top = np.zeros((18, 8, 8), np.float32)
+    top[1] = 0.5            # top layer: kernel position 0 moves by dx = +0.5
+    pts = demo.sampling_points([top, off], 4, 5)
+    # top kernel position 0 samples at (4 - 2, 5 - 2 + 0.5) = (2, 3.5); the layer below
+    # reads dy there as the mean of columns 3 and 4 = 1.0 for its kernel position 0
+    np.testing.assert_allclose(pts[0], [2 - 2 + 1.0, 3.5 - 2])
+    with pytest.raises(ValueError):
+        demo.sampling_points([np.zeros((20, 4, 4))], 1, 1)
+
+
+def test_psroi_bins_regular_and_shifted():
+    roi = (10, 20, 79, 55)  # 70 x 36 pixels
+    bins = demo.psroi_bins(roi, np.zeros((2, 7, 7)))
+    np.testing.assert_allclose(bins[0, 0], [10, 20, 20, 25.142857], rtol=1e-6)
+    np.testing.assert_allclose(bins[6, 6, 2:], [80, 56])
+    trans = np.zeros((2, 7, 7))
+    trans[0, 2, 3] = 1.0    # x offset of part (2, 3): 0.1 x RoI width = 7 px
+    trans[1, 2, 3] = -0.5   # y offset: -0.05 x RoI height = -1.8 px
+    shifted = demo.psroi_bins(roi, trans)
+    np.testing.assert_allclose(shifted[2, 3] - bins[2, 3], [7, -1.8, 7, -1.8], atol=1e-9)
+    moved = np.any(shifted != bins, axis=2)
+    assert moved.sum() == 1 and moved[2, 3]

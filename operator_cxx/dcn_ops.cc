@@ -22,6 +22,7 @@
 
 #include "mxnet/lib_api.h"
 #include "dcn_cpu_kernels.h"
+#include "dcn_params.h"
 
 using mxnet::ext::MXContext;
 using mxnet::ext::MXReturnValue;
@@ -30,18 +31,20 @@ using mxnet::ext::OpResource;
 using mxnet::ext::MX_FAIL;
 using mxnet::ext::MX_SUCCESS;
 
-typedef std::unordered_map<std::string, std::string> Attrs;
 typedef std::vector<std::vector<unsigned int>> Shapes;
+
+using dcn_ext::AttrError;
+using dcn_ext::Attrs;
+using dcn_ext::ConvParam;
+using dcn_ext::PoolParam;
+using dcn_ext::parse_conv;
+using dcn_ext::parse_pool;
 
 namespace {
 
 /* ------------------------------------------------------------------------ */
 /* attribute parsing                                                         */
 /* ------------------------------------------------------------------------ */
-
-struct AttrError {
-  std::string msg;
-};
 
 std::string trim(const std::string& s) {
   size_t a = s.find_first_not_of(" \t\n\r"), b = s.find_last_not_of(" \t\n\r");
@@ -214,14 +217,11 @@ bool check_rank(const std::string& op, const std::string& arg, const std::vector
 /* deformable convolution                                                    */
 /* ------------------------------------------------------------------------ */
 
-struct ConvParam {
-  int kh, kw, sh, sw, dh, dw, ph, pw;
-  int num_filter, num_group, num_dg, im2col_step;
-  long workspace;
-  bool no_bias, modulated;
-  // input indices
-  int i_data, i_offset, i_mask, i_weight, i_bias, n_in;
-};
+
+
+}  // namespace
+
+namespace dcn_ext {
 
 ConvParam parse_conv(const Attrs& attrs, bool modulated) {
   const std::string op = modulated ? "ModulatedDeformableConvolution" : "DeformableConvolution";
@@ -269,6 +269,10 @@ ConvParam parse_conv(const Attrs& attrs, bool modulated) {
   p.n_in = i;
   return p;
 }
+
+}  // namespace dcn_ext
+
+namespace {
 
 template <typename F>
 MXReturnValue guarded(const F& f) {
@@ -480,12 +484,11 @@ MXReturnValue conv_backward(const Attrs& attrs, std::vector<MXTensor>* in,
 /* position-sensitive RoI pooling                                            */
 /* ------------------------------------------------------------------------ */
 
-struct PoolParam {
-  double spatial_scale, trans_std;
-  int output_dim, group, pooled, part, samples;
-  bool no_trans, deformable;
-  int n_in, n_out;
-};
+
+
+}  // namespace
+
+namespace dcn_ext {
 
 PoolParam parse_pool(const Attrs& attrs, bool deformable) {
   const std::string op = deformable ? "DeformablePSROIPooling" : "PSROIPooling";
@@ -531,6 +534,10 @@ PoolParam parse_pool(const Attrs& attrs, bool deformable) {
   }
   return p;
 }
+
+}  // namespace dcn_ext
+
+namespace {
 
 template <bool DEF>
 MXReturnValue pool_parse(const Attrs& attrs, int* num_in, int* num_out) {
@@ -713,33 +720,55 @@ MXReturnValue pool_backward(const Attrs& attrs, std::vector<MXTensor>* in,
 
 }  // namespace
 
+#ifdef DCN_WITH_CUDA
+/*
+ * GPU entry points, implemented in the operator_cxx/cuda sources (compiled by build.sh
+ * when nvcc is found).  Same contract as the CPU functions above: backward
+ * inputs are [output gradients, forward inputs, forward outputs], gradients are
+ * written, errors are reported through MX_ERROR_MSG + MX_FAIL.
+ */
+#define DCN_DECLARE_GPU(NAME)                                                              \
+  MXReturnValue dcn_cuda_##NAME##_forward(const Attrs&, std::vector<MXTensor>*,           \
+                                          std::vector<MXTensor>*, const OpResource&);     \
+  MXReturnValue dcn_cuda_##NAME##_backward(const Attrs&, std::vector<MXTensor>*,          \
+                                           std::vector<MXTensor>*, const OpResource&);
+DCN_DECLARE_GPU(DeformableConvolution)
+DCN_DECLARE_GPU(ModulatedDeformableConvolution)
+DCN_DECLARE_GPU(DeformablePSROIPooling)
+DCN_DECLARE_GPU(PSROIPooling)
+#define DCN_GPU(NAME) \
+  .setForward(dcn_cuda_##NAME##_forward, "gpu").setBackward(dcn_cuda_##NAME##_backward, "gpu")
+#else
+#define DCN_GPU(NAME)
+#endif
+
 REGISTER_OP(dcn_DeformableConvolution)
     .setParseAttrs(conv_parse<false>)
     .setInferType(conv_infer_type<false>)
     .setInferShape(conv_infer_shape<false>)
     .setForward(conv_forward<false>, "cpu")
-    .setBackward(conv_backward<false>, "cpu");
+    .setBackward(conv_backward<false>, "cpu") DCN_GPU(DeformableConvolution);
 
 REGISTER_OP(dcn_ModulatedDeformableConvolution)
     .setParseAttrs(conv_parse<true>)
     .setInferType(conv_infer_type<true>)
     .setInferShape(conv_infer_shape<true>)
     .setForward(conv_forward<true>, "cpu")
-    .setBackward(conv_backward<true>, "cpu");
+    .setBackward(conv_backward<true>, "cpu") DCN_GPU(ModulatedDeformableConvolution);
 
 REGISTER_OP(dcn_DeformablePSROIPooling)
     .setParseAttrs(pool_parse<true>)
     .setInferType(pool_infer_type<true>)
     .setInferShape(pool_infer_shape<true>)
     .setForward(pool_forward<true>, "cpu")
-    .setBackward(pool_backward<true>, "cpu");
+    .setBackward(pool_backward<true>, "cpu") DCN_GPU(DeformablePSROIPooling);
 
 REGISTER_OP(dcn_PSROIPooling)
     .setParseAttrs(pool_parse<false>)
     .setInferType(pool_infer_type<false>)
     .setInferShape(pool_infer_shape<false>)
     .setForward(pool_forward<false>, "cpu")
-    .setBackward(pool_backward<false>, "cpu");
+    .setBackward(pool_backward<false>, "cpu") DCN_GPU(PSROIPooling);
 
 MXReturnValue initialize(int version) {
   if (version < 10700) {

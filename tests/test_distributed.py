@@ -305,15 +305,47 @@ def test_killed_worker_stops_the_job_with_a_clear_error(tmp_path):
 
 
 def test_timeout_stops_the_job(tmp_path):
+    """Also runs the scheduler and server with the generic server entry (--serve)."""
     script = _kv_script(tmp_path)
     env = _env()
     env.update(KV_STEPS='100000', KV_SLEEP='0.05')
-    code, out, secs = _launch(['-n', '1', '-s', '1', '--timeout', '6', '--', sys.executable,
-                               script], timeout=90, env=env)
+    code, out, secs = _launch(['-n', '1', '-s', '1', '--timeout', '8', '--server-command',
+                               '%s -m dcn.tools.launch --serve' % shlex.quote(sys.executable),
+                               '--', sys.executable, script], timeout=90, env=env)
     assert code == launch.EXIT_TIMEOUT, out
-    assert 'FAILED: timeout of 6s reached' in out and 'worker 0' in out
+    assert re.search(r'rank 0 step 3 ', out), out  # the servers served
+    assert 'FAILED: timeout of 8s reached (still running: scheduler, server 0, worker 0)' in out
     assert secs < 40
     _assert_gone(_started_pids(out).values())
+
+
+def test_ctrl_c_stops_every_process(tmp_path):
+    script = _kv_script(tmp_path)
+    env = _env()
+    env.update(KV_STEPS='100000', KV_SLEEP='0.05')
+    proc = subprocess.Popen([sys.executable, '-m', 'dcn.tools.launch', '-n', '2', '-s', '1',
+                             '--timeout', '120', '--', sys.executable, script], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            line = proc.stdout.readline().decode('utf-8', 'replace')
+            if not line or re.search(r'rank 1 step 1 ', line):
+                break
+            lines.append(line)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = ''.join(lines) + rest.decode('utf-8', 'replace')
+    assert proc.returncode == launch.EXIT_INTERRUPTED, out
+    assert 'interrupted; stopping the job' in out
+    pids = _started_pids(out)
+    assert len(pids) == 4
+    _assert_gone(pids.values())
 
 
 def test_dist_sync_training_two_workers(tmp_path):

@@ -437,10 +437,10 @@ def main(argv=None):
         for spec in launcher.specs:
             argv, env = launcher.argv_env(spec)
             if env is not None:
-                assigns = ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in
-                                   sorted(job_env(spec, launcher.num_workers,
-                                                  launcher.num_servers, launcher.root_uri,
-                                                  launcher.port, launcher.verbose).items()))
+                shown = dict(launcher.extra_env)
+                shown.update(job_env(spec, launcher.num_workers, launcher.num_servers,
+                                     launcher.root_uri, launcher.port, launcher.verbose))
+                assigns = ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(shown.items()))
                 print('[%s] %s %s' % (spec.label, assigns, ' '.join(map(shlex.quote, argv))))
             else:
                 print('[%s] %s' % (spec.label, ' '.join(map(shlex.quote, argv))))

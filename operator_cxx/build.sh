@@ -10,8 +10,14 @@
 #              AVX, safe on any x86-64 CPU of the last decade; MXNet's own wheel
 #              is built without AVX too).  Set DCN_MARCH=native for a build that
 #              only runs on the build machine.
-#   NVCC       CUDA compiler; when found and operator_cxx/cuda/*.cu exist, they
-#              are compiled with -DDCN_WITH_CUDA and linked into the library.
+#   NVCC       CUDA compiler (default: nvcc on PATH).  When found and DCN_WITH_CUDA
+#              is not 0, operator_cxx/cuda/build_cuda.sh also builds
+#              lib/dcn/ops/libdcn_cuda_kernels.so (C entry points, no MXNet) and this
+#              script links lib/dcn/ops/libdcn_ops_cuda.so (CPU and GPU registrations,
+#              loaded instead of libdcn_ops.so by an MXNet built with CUDA).
+#   DCN_WITH_CUDA  0: skip the CUDA libraries; 1: fail when they cannot be built;
+#              unset: build them when nvcc is found, warn and go on if that fails.
+#   DCN_CUDA_ARCHS  SM architectures for nvcc (see operator_cxx/cuda/build_cuda.sh)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -60,27 +66,6 @@ compile() {  # src obj
 }
 
 EXTRA_DEFS=()
-CUDA_SRCS=()
-if [ -d "$HERE/cuda" ]; then
-  shopt -s nullglob
-  CUDA_SRCS=("$HERE"/cuda/*.cu)
-  shopt -u nullglob
-fi
-NVCC="${NVCC:-$(command -v nvcc || true)}"
-if [ ${#CUDA_SRCS[@]} -gt 0 ] && [ -n "$NVCC" ]; then
-  CUDA_HOME="${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}"
-  EXTRA_DEFS=(-DDCN_WITH_CUDA -I"$CUDA_HOME/include")
-  for cu in "${CUDA_SRCS[@]}"; do
-    obj="$BUILD_DIR/$(basename "$cu" .cu).cu.o"
-    "$NVCC" -std=c++17 -O3 -Xcompiler -fPIC -DDCN_WITH_CUDA ${NVCC_FLAGS:-} -I"$HERE" -I"$MX_DIR/include" \
-      -c "$cu" -o "$obj" || die "compiling $cu failed"
-    OBJS+=("$obj")
-  done
-  LDFLAGS+=(-L"$CUDA_HOME/lib64" -lcudart)
-  echo "operator_cxx/build.sh: CUDA sources compiled with $NVCC"
-elif [ ${#CUDA_SRCS[@]} -gt 0 ]; then
-  echo "operator_cxx/build.sh: nvcc not found, building CPU-only (operator_cxx/cuda skipped)"
-fi
 
 compile "$HERE/dcn_ops.cc" "$BUILD_DIR/dcn_ops.o" &
 pid1=$!
@@ -95,3 +80,40 @@ mkdir -p "$OUT_DIR"
 mv -f "$BUILD_DIR/libdcn_ops.so" "$OUT"
 printf '%s\n' "$MX_VERSION" > "$OUT_DIR/libdcn_ops.mxnet_version"
 echo "operator_cxx/build.sh: built $OUT for mxnet $MX_VERSION"
+
+# ---------------------------------------------------------------------------
+# CUDA: libdcn_cuda_kernels.so and libdcn_ops_cuda.so (separate from the CPU library)
+# ---------------------------------------------------------------------------
+NVCC="${NVCC:-$(command -v nvcc || true)}"
+CUDA_OUT="$OUT_DIR/libdcn_ops_cuda.so"
+cuda_fail() {
+  rm -f "$CUDA_OUT" "$OUT_DIR/libdcn_cuda_kernels.so"
+  if [ "${DCN_WITH_CUDA:-}" = "1" ]; then die "CUDA build failed: $*"; fi
+  echo "operator_cxx/build.sh: warning: CUDA build failed ($*); the CPU library is built" >&2
+  exit 0
+}
+if [ "${DCN_WITH_CUDA:-}" = "0" ]; then
+  echo "operator_cxx/build.sh: DCN_WITH_CUDA=0, CUDA libraries skipped"
+  exit 0
+fi
+if [ -z "$NVCC" ]; then
+  [ "${DCN_WITH_CUDA:-}" = "1" ] && die "DCN_WITH_CUDA=1 but nvcc was not found (set NVCC=...)"
+  rm -f "$CUDA_OUT" "$OUT_DIR/libdcn_cuda_kernels.so"
+  echo "operator_cxx/build.sh: nvcc not found, CPU-only build"
+  exit 0
+fi
+# the toolkit root as nvcc reports it (nvcc may be a wrapper script)
+CUDA_HOME="${CUDA_HOME:-$("$NVCC" --dryrun -x cu -c /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n1)}"
+CUDA_LIBDIR="$CUDA_HOME/lib64"
+[ -f "$CUDA_LIBDIR/libcudart_static.a" ] || CUDA_LIBDIR="$CUDA_HOME/targets/$(uname -m)-linux/lib"
+[ -f "$CUDA_LIBDIR/libcudart_static.a" ] || cuda_fail "libcudart_static.a not found under $CUDA_HOME"
+NVCC="$NVCC" bash "$HERE/cuda/build_cuda.sh" "$BUILD_DIR/cuda" &
+pid_cu=$!
+"$CXX" "${CXXFLAGS[@]}" -DDCN_WITH_CUDA -c "$HERE/dcn_ops.cc" -o "$BUILD_DIR/dcn_ops_cuda.o" \
+  || cuda_fail "compiling dcn_ops.cc with DCN_WITH_CUDA"
+wait $pid_cu || cuda_fail "operator_cxx/cuda/build_cuda.sh"
+"$CXX" "$BUILD_DIR/dcn_ops_cuda.o" "$BUILD_DIR/lib_api.o" "$BUILD_DIR"/cuda/dcn_cuda_*.o \
+  "${LDFLAGS[@]}" -L"$CUDA_LIBDIR" -lcudart_static -ldl -lrt -lpthread \
+  -o "$BUILD_DIR/libdcn_ops_cuda.so" || cuda_fail "linking libdcn_ops_cuda.so"
+mv -f "$BUILD_DIR/libdcn_ops_cuda.so" "$CUDA_OUT"
+echo "operator_cxx/build.sh: built $CUDA_OUT (CPU + GPU) for mxnet $MX_VERSION"

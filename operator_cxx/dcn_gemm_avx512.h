@@ -168,7 +168,9 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
   const int mpanels = (m + MR - 1) / MR;
   const int64_t mpad = static_cast<int64_t>(mpanels) * MR;
   const int kblocks = (k + KC - 1) / KC;
-  std::vector<float> apack(static_cast<size_t>(mpad) * k + 16);
+  // packed A, kept per calling thread between calls (bounded by the largest GEMM seen)
+  static thread_local std::vector<float> apack;
+  if (apack.size() < static_cast<size_t>(mpad) * k + 16) apack.resize(static_cast<size_t>(mpad) * k + 16);
   const int npanels = (n + NR - 1) / NR;
   const int nchunks = (npanels + CHUNK - 1) / CHUNK;
   const bool par = static_cast<int64_t>(m) * n * k > 262144;

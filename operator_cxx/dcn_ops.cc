@@ -721,54 +721,186 @@ MXReturnValue pool_backward(const Attrs& attrs, std::vector<MXTensor>* in,
 }  // namespace
 
 #ifdef DCN_WITH_CUDA
-/*
- * GPU entry points, implemented in the operator_cxx/cuda sources (compiled by build.sh
- * when nvcc is found).  Same contract as the CPU functions above: backward
- * inputs are [output gradients, forward inputs, forward outputs], gradients are
- * written, errors are reported through MX_ERROR_MSG + MX_FAIL.
- */
-#define DCN_DECLARE_GPU(NAME)                                                              \
-  MXReturnValue dcn_cuda_##NAME##_forward(const Attrs&, std::vector<MXTensor>*,           \
-                                          std::vector<MXTensor>*, const OpResource&);     \
-  MXReturnValue dcn_cuda_##NAME##_backward(const Attrs&, std::vector<MXTensor>*,          \
-                                           std::vector<MXTensor>*, const OpResource&);
-DCN_DECLARE_GPU(DeformableConvolution)
-DCN_DECLARE_GPU(ModulatedDeformableConvolution)
-DCN_DECLARE_GPU(DeformablePSROIPooling)
-DCN_DECLARE_GPU(PSROIPooling)
-#define DCN_GPU(NAME) \
-  .setForward(dcn_cuda_##NAME##_forward, "gpu").setBackward(dcn_cuda_##NAME##_backward, "gpu")
+/* ------------------------------------------------------------------------ */
+/* GPU (context "gpu"): CUDA kernels of cuda/ through their C entry points    */
+/* ------------------------------------------------------------------------ */
+#include "cuda/dcn_cuda_api.h"
+
+namespace {
+
+void cuda_ok(const std::string& op, int rc) {
+  if (rc != 0) throw AttrError{op + " (gpu): " + dcn_cuda_last_error()};
+}
+
+int dtype_code(const std::string& op, int dtype) {
+  if (dtype == mxnet::ext::kFloat32) return DCN_F32;
+  if (dtype == mxnet::ext::kFloat64) return DCN_F64;
+  throw AttrError{op + ": only float32 and float64 are supported"};
+}
+
+void* ptr_or_null(std::vector<MXTensor>* v, int i) { return i < 0 ? nullptr : (*v)[i].data_ptr; }
+
+/*! \brief GPU geometry; images per column buffer bounded by im2col_step and 'workspace' (MB) */
+dcn_conv_geom conv_geom_gpu(const ConvParam& p, const MXTensor& data, const MXTensor& out,
+                            int64_t elem) {
+  const dcn::cpu::ConvGeom c = conv_geom(p, data, out);
+  dcn_conv_geom g = {c.N, c.C, c.H, c.W, c.F, c.Ho, c.Wo, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw,
+                     c.dh, c.dw, c.groups, c.dgroups, p.modulated ? 1 : 0, 1};
+  const int64_t per_image = c.col_rows() * c.L() * elem;
+  const int64_t limit = std::min<int64_t>(std::max<int64_t>(p.workspace << 20, per_image),
+                                          INT_MAX / 2);
+  int64_t step = p.modulated ? std::min(c.N, p.im2col_step) : c.N;
+  step = std::max<int64_t>(1, std::min<int64_t>(step, limit / std::max<int64_t>(per_image, 1)));
+  g.im2col_step = static_cast<int>(step);
+  return g;
+}
+
+void* conv_workspace_gpu(const std::string& op, const dcn_conv_geom& g, int code,
+                         const OpResource& res, int64_t* bytes) {
+  *bytes = dcn_cuda_conv_workspace_bytes(&g, code);
+  if (*bytes < 0) throw AttrError{op + " (gpu): " + dcn_cuda_last_error()};
+  if (*bytes >= INT_MAX) {
+    std::ostringstream os;
+    os << op << ": the column buffer of one image needs " << *bytes
+       << " bytes, more than the 2 GiB a single workspace allocation may have; reduce the "
+          "input size";
+    throw AttrError{os.str()};
+  }
+  void* ws = res.alloc_gpu(static_cast<int>(*bytes));
+  if (!ws) throw AttrError{op + ": could not allocate the GPU workspace"};
+  return ws;
+}
+
+template <bool MOD>
+MXReturnValue conv_forward_gpu(const Attrs& attrs, std::vector<MXTensor>* in,
+                               std::vector<MXTensor>* out, const OpResource& res) {
+  return guarded([&] {
+    const std::string op = MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution";
+    ConvParam p = parse_conv(attrs, MOD);
+    MXTensor& data = (*in)[p.i_data];
+    const int code = dtype_code(op, data.dtype);
+    dcn_conv_geom g = conv_geom_gpu(p, data, (*out)[0], code == DCN_F32 ? 4 : 8);
+    int64_t bytes = 0;
+    void* ws = conv_workspace_gpu(op, g, code, res, &bytes);
+    cuda_ok(op, dcn_cuda_conv_forward(&g, code, data.data_ptr, (*in)[p.i_offset].data_ptr,
+                                      MOD ? (*in)[p.i_mask].data_ptr : nullptr,
+                                      (*in)[p.i_weight].data_ptr,
+                                      p.no_bias ? nullptr : (*in)[p.i_bias].data_ptr,
+                                      (*out)[0].data_ptr, ws, bytes, res.get_cuda_stream()));
+  });
+}
+
+template <bool MOD>
+MXReturnValue conv_backward_gpu(const Attrs& attrs, std::vector<MXTensor>* in,
+                                std::vector<MXTensor>* out, const OpResource& res) {
+  return guarded([&] {
+    const std::string op = MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution";
+    ConvParam p = parse_conv(attrs, MOD);
+    // inputs: [grad_out, data, offset, (mask), weight, (bias), out]
+    MXTensor& gout = (*in)[0];
+    MXTensor& data = (*in)[1 + p.i_data];
+    const int code = dtype_code(op, data.dtype);
+    dcn_conv_geom g = conv_geom_gpu(p, data, gout, code == DCN_F32 ? 4 : 8);
+    int64_t bytes = 0;
+    void* ws = conv_workspace_gpu(op, g, code, res, &bytes);
+    cuda_ok(op, dcn_cuda_conv_backward(
+                    &g, code, gout.data_ptr, data.data_ptr, (*in)[1 + p.i_offset].data_ptr,
+                    MOD ? (*in)[1 + p.i_mask].data_ptr : nullptr,
+                    (*in)[1 + p.i_weight].data_ptr, ptr_or_null(out, p.i_data),
+                    ptr_or_null(out, p.i_offset), ptr_or_null(out, p.i_mask),
+                    ptr_or_null(out, p.i_weight), ptr_or_null(out, p.i_bias), ws, bytes,
+                    res.get_cuda_stream()));
+  });
+}
+
+dcn_pool_geom pool_geom_gpu(const PoolParam& p, const MXTensor& data, const MXTensor& rois,
+                            const MXTensor* trans) {
+  const dcn::cpu::PoolGeom c = pool_geom(p, data, rois, trans);
+  dcn_pool_geom g = {c.N, c.C, c.H, c.W, c.R, c.output_dim, c.group, c.pooled, c.part,
+                     c.samples, c.num_classes, c.no_trans ? 1 : 0, p.deformable ? 1 : 0,
+                     c.spatial_scale, c.trans_std};
+  return g;
+}
+
+/* RoIs live in device memory: a RoI whose batch index is not an integer in [0, N)
+ * pools to zeros on the GPU (the CPU path reports an error). */
+template <bool DEF>
+MXReturnValue pool_forward_gpu(const Attrs& attrs, std::vector<MXTensor>* in,
+                               std::vector<MXTensor>* out, const OpResource& res) {
+  return guarded([&] {
+    const std::string op = DEF ? "DeformablePSROIPooling" : "PSROIPooling";
+    PoolParam p = parse_pool(attrs, DEF);
+    MXTensor& data = (*in)[0];
+    const MXTensor* trans = (DEF && !p.no_trans) ? &(*in)[2] : nullptr;
+    const dcn_pool_geom g = pool_geom_gpu(p, data, (*in)[1], trans);
+    cuda_ok(op, dcn_cuda_pool_forward(&g, dtype_code(op, data.dtype), data.data_ptr,
+                                      (*in)[1].data_ptr, trans ? trans->data_ptr : nullptr,
+                                      (*out)[0].data_ptr, DEF ? (*out)[1].data_ptr : nullptr,
+                                      res.get_cuda_stream()));
+  });
+}
+
+template <bool DEF>
+MXReturnValue pool_backward_gpu(const Attrs& attrs, std::vector<MXTensor>* in,
+                                std::vector<MXTensor>* out, const OpResource& res) {
+  return guarded([&] {
+    const std::string op = DEF ? "DeformablePSROIPooling" : "PSROIPooling";
+    PoolParam p = parse_pool(attrs, DEF);
+    // inputs: [grad outputs (n_out), data, rois, (trans), outputs (n_out)]
+    const int base = p.n_out;
+    MXTensor& data = (*in)[base];
+    MXTensor& rois = (*in)[base + 1];
+    MXTensor* trans = (DEF && !p.no_trans) ? &(*in)[base + 2] : nullptr;
+    const dcn_pool_geom g = pool_geom_gpu(p, data, rois, trans);
+    const int code = dtype_code(op, data.dtype);
+    void* stream = res.get_cuda_stream();
+    cuda_ok(op, dcn_cuda_zero((*out)[1].data_ptr,
+                              (*out)[1].size() * (code == DCN_F32 ? 4 : 8), stream));
+    cuda_ok(op, dcn_cuda_pool_backward(&g, code, (*in)[0].data_ptr, data.data_ptr,
+                                       rois.data_ptr, trans ? trans->data_ptr : nullptr,
+                                       DEF ? (*in)[base + p.n_in + 1].data_ptr : nullptr,
+                                       (*out)[0].data_ptr, trans ? (*out)[2].data_ptr : nullptr,
+                                       stream));
+  });
+}
+
+}  // namespace
+#define DCN_GPU(fwd, bwd) .setForward(fwd, "gpu").setBackward(bwd, "gpu")
 #else
-#define DCN_GPU(NAME)
-#endif
+#define DCN_GPU(fwd, bwd)
+#endif  // DCN_WITH_CUDA
 
 REGISTER_OP(dcn_DeformableConvolution)
     .setParseAttrs(conv_parse<false>)
     .setInferType(conv_infer_type<false>)
     .setInferShape(conv_infer_shape<false>)
     .setForward(conv_forward<false>, "cpu")
-    .setBackward(conv_backward<false>, "cpu") DCN_GPU(DeformableConvolution);
+    .setBackward(conv_backward<false>, "cpu")
+    DCN_GPU(conv_forward_gpu<false>, conv_backward_gpu<false>);
 
 REGISTER_OP(dcn_ModulatedDeformableConvolution)
     .setParseAttrs(conv_parse<true>)
     .setInferType(conv_infer_type<true>)
     .setInferShape(conv_infer_shape<true>)
     .setForward(conv_forward<true>, "cpu")
-    .setBackward(conv_backward<true>, "cpu") DCN_GPU(ModulatedDeformableConvolution);
+    .setBackward(conv_backward<true>, "cpu")
+    DCN_GPU(conv_forward_gpu<true>, conv_backward_gpu<true>);
 
 REGISTER_OP(dcn_DeformablePSROIPooling)
     .setParseAttrs(pool_parse<true>)
     .setInferType(pool_infer_type<true>)
     .setInferShape(pool_infer_shape<true>)
     .setForward(pool_forward<true>, "cpu")
-    .setBackward(pool_backward<true>, "cpu") DCN_GPU(DeformablePSROIPooling);
+    .setBackward(pool_backward<true>, "cpu")
+    DCN_GPU(pool_forward_gpu<true>, pool_backward_gpu<true>);
 
 REGISTER_OP(dcn_PSROIPooling)
     .setParseAttrs(pool_parse<false>)
     .setInferType(pool_infer_type<false>)
     .setInferShape(pool_infer_shape<false>)
     .setForward(pool_forward<false>, "cpu")
-    .setBackward(pool_backward<false>, "cpu") DCN_GPU(PSROIPooling);
+    .setBackward(pool_backward<false>, "cpu")
+    DCN_GPU(pool_forward_gpu<false>, pool_backward_gpu<false>);
 
 MXReturnValue initialize(int version) {
   if (version < 10700) {

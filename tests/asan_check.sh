@@ -23,6 +23,8 @@ die() { echo "tests/asan_check.sh: error: $*" >&2; exit 2; }
 command -v "$CXX" >/dev/null || die "C++ compiler '$CXX' not found"
 LIBASAN="$("$CXX" -print-file-name=libasan.so)"
 [ -f "$LIBASAN" ] || die "libasan.so not found for $CXX (install the compiler's sanitizer runtime)"
+# libstdc++ preloaded too: ASan's __cxa_throw interceptor must find it at start-up
+LIBSTDCXX="$("$CXX" -print-file-name=libstdc++.so.6)"
 
 MX_DIR="$("$PYTHON" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("mxnet").origin))')" \
   || die "cannot locate mxnet with $PYTHON"
@@ -53,7 +55,7 @@ TESTS=("$@")
 LOG="$WORK/asan"
 cd "$ROOT"
 # leaks are not checked: the interpreter and MXNet keep allocations alive until exit
-env LD_PRELOAD="$LIBASAN" \
+env LD_PRELOAD="$LIBASAN $LIBSTDCXX" \
     ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:log_path=$LOG" \
     PYTHONPATH="$WORK/lib:$ROOT" FUZZ_CASES="${FUZZ_CASES:-60}" DCN_ASAN_CHECK=1 \
     "$PYTHON" -m pytest -q -p no:cacheprovider -o pythonpath="$WORK/lib ." "${TESTS[@]}"

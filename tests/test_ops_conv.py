@@ -402,3 +402,16 @@ print('ok', err)
                          stderr=subprocess.PIPE, timeout=120)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert res.stdout.decode().startswith('ok')
+
+
+def test_symbol_attributes_and_json_roundtrip():
+    data, off = mx.sym.var('data'), mx.sym.var('off')
+    with mx.AttrScope(ctx_group='stage1', lr_mult='0.5'):
+        s = dsym.DeformableConvolution(data, off, kernel=(3, 3), pad=(1, 1), num_filter=4,
+                                       name='dc')
+    assert s.attr_dict()['dc']['lr_mult'] == '0.5'
+    assert s.list_arguments() == ['data', 'off', 'dc_weight', 'dc_bias']
+    s2 = mx.sym.load_json(s.tojson())
+    args, outs, _ = s2.infer_shape(data=(2, 3, 7, 8))
+    assert args == [(2, 3, 7, 8), (2, 18, 7, 8), (4, 3, 3, 3), (4,)]
+    assert outs == [(2, 4, 7, 8)]

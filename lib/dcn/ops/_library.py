@@ -5,7 +5,20 @@ import threading
 import mxnet as mx
 
 LIB_DIR = os.path.dirname(os.path.abspath(__file__))
-LIB_PATH = os.path.join(LIB_DIR, 'libdcn_ops.so')
+CPU_LIB_PATH = os.path.join(LIB_DIR, 'libdcn_ops.so')
+#: CPU + GPU registrations (built when nvcc is present); only for an MXNet built with CUDA
+CUDA_LIB_PATH = os.path.join(LIB_DIR, 'libdcn_ops_cuda.so')
+
+
+def _mxnet_has_cuda():
+    try:
+        return bool(mx.runtime.Features().is_enabled('CUDA'))
+    except Exception:  # noqa: BLE001 - feature query unavailable: assume a CPU build
+        return False
+
+
+#: the library loaded: the CUDA one when MXNet has CUDA and it was built, else the CPU one
+LIB_PATH = CUDA_LIB_PATH if _mxnet_has_cuda() and os.path.isfile(CUDA_LIB_PATH) else CPU_LIB_PATH
 VERSION_PATH = os.path.join(LIB_DIR, 'libdcn_ops.mxnet_version')
 #: prefix of the registered operator names (avoids MXNet's built-in names)
 OP_PREFIX = 'dcn_'

@@ -171,6 +171,8 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
   // packed A, kept per calling thread between calls (bounded by the largest GEMM seen)
   static thread_local std::vector<float> apack;
   if (apack.size() < static_cast<size_t>(mpad) * k + 16) apack.resize(static_cast<size_t>(mpad) * k + 16);
+  // the OpenMP team must use the calling thread's buffer (not their own thread_local)
+  float* const apacked = apack.data();
   const int npanels = (n + NR - 1) / NR;
   const int nchunks = (npanels + CHUNK - 1) / CHUNK;
   const bool par = static_cast<int64_t>(m) * n * k > 262144;
@@ -181,7 +183,7 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
       const int kb = t / mpanels, p = t % mpanels;
       const int k0 = kb * KC, kc = std::min(KC, k - k0);
       pack_a(ta, a, lda, p * MR, std::min(MR, m - p * MR), k0, kc,
-             apack.data() + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR);
+             apacked + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR);
     }
     std::vector<float> bpack(static_cast<size_t>(CHUNK) * NR * std::min(KC, k) + 16);
 #pragma omp for schedule(dynamic, 1)
@@ -194,7 +196,7 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
           const int j = p * NR;
           panel(k0, kc, j, std::min(NR, n - j), bpack.data() + static_cast<int64_t>(p - p0) * kc * NR);
         }
-        const float* ablock = apack.data() + static_cast<int64_t>(k0) * mpad;
+        const float* ablock = apacked + static_cast<int64_t>(k0) * mpad;
         for (int p = p0; p < p1; ++p) {
           const int j = p * NR;
           const int w = std::min(NR, n - j);

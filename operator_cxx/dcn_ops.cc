@@ -274,6 +274,45 @@ ConvParam parse_conv(const Attrs& attrs, bool modulated) {
 
 namespace {
 
+/*!
+ * \brief OpenMP team size for one operator call.  MXNet leaves its engine
+ * threads at one OpenMP thread unless OMP_NUM_THREADS is set (its own operators
+ * pass an explicit count), so: DCN_NUM_THREADS if set, else OMP_NUM_THREADS if
+ * set, else the number of processors.  The previous setting of the calling
+ * thread is restored afterwards.
+ */
+class ThreadScope {
+ public:
+  ThreadScope() {
+#ifdef _OPENMP
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(wanted());
+#endif
+  }
+  ~ThreadScope() {
+#ifdef _OPENMP
+    omp_set_num_threads(saved_);
+#endif
+  }
+  static int wanted() {
+    static const int n = [] {
+      for (const char* var : {"DCN_NUM_THREADS", "OMP_NUM_THREADS"}) {
+        const char* v = std::getenv(var);
+        if (v && std::atoi(v) > 0) return std::atoi(v);
+      }
+#ifdef _OPENMP
+      return std::max(1, omp_get_num_procs());
+#else
+      return 1;
+#endif
+    }();
+    return n;
+  }
+
+ private:
+  int saved_ = 1;
+};
+
 template <typename F>
 MXReturnValue guarded(const F& f) {
   try {
@@ -353,6 +392,40 @@ MXReturnValue conv_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
   });
 }
 
+/*!
+ * \brief Re-check the tensors handed to forward/backward against shape
+ * inference (MXNet may call with shapes it could not fully infer, e.g. 0-d
+ * arrays); false (with MX_ERROR_MSG set) when anything is off.
+ */
+template <typename InferFn>
+bool verify_shapes(const std::string& op, const Attrs& attrs, InferFn infer,
+                   std::vector<MXTensor>* in, int first, int n_in,
+                   const std::vector<const MXTensor*>& outs) {
+  Shapes ins, os(outs.size());
+  for (int i = 0; i < n_in; ++i) {
+    const MXTensor& t = (*in)[first + i];
+    std::vector<unsigned int> sh;
+    for (int64_t d : t.shape) sh.push_back(d < 0 ? static_cast<unsigned>(-1) : static_cast<unsigned>(d));
+    if (!fully_known(sh) || t.data_ptr == nullptr) {
+      MX_ERROR_MSG << op << ": input #" << i << " (in the order of the operator's inputs) has an "
+                   << "empty or unknown shape " << shape_str(sh);
+      return false;
+    }
+    ins.push_back(sh);
+  }
+  if (infer(attrs, &ins, &os) != MX_SUCCESS) return false;
+  for (size_t o = 0; o < outs.size(); ++o) {
+    std::vector<unsigned int> sh;
+    for (int64_t d : outs[o]->shape) sh.push_back(static_cast<unsigned>(d));
+    if (sh != os[o]) {
+      MX_ERROR_MSG << op << ": output #" << o << " has shape " << shape_str(sh) << ", expected "
+                   << shape_str(os[o]);
+      return false;
+    }
+  }
+  return true;
+}
+
 /*! \brief all inputs share one floating type (float32 or float64) */
 MXReturnValue same_float_type(const std::string& op, const std::vector<std::string>& names,
                               std::vector<int>* in, std::vector<int>* out) {
@@ -425,6 +498,15 @@ void* conv_workspace(const std::string& op, const dcn::cpu::ConvGeom& g, int ele
 template <bool MOD>
 MXReturnValue conv_forward(const Attrs& attrs, std::vector<MXTensor>* in,
                            std::vector<MXTensor>* out, const OpResource& res) {
+  ThreadScope threads;
+  {
+    ConvParam p;
+    try { p = parse_conv(attrs, MOD); } catch (const AttrError& e) { MX_ERROR_MSG << e.msg; return MX_FAIL; }
+    if (static_cast<int>(in->size()) != p.n_in || out->size() != 1 ||
+        !verify_shapes(MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution", attrs,
+                       conv_infer_shape<MOD>, in, 0, p.n_in, {&(*out)[0]}))
+      return MX_FAIL;
+  }
   return guarded([&] {
     const std::string op = MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution";
     ConvParam p = parse_conv(attrs, MOD);
@@ -457,6 +539,15 @@ T* ptr_or_null(std::vector<MXTensor>* v, int i) {
 template <bool MOD>
 MXReturnValue conv_backward(const Attrs& attrs, std::vector<MXTensor>* in,
                             std::vector<MXTensor>* out, const OpResource& res) {
+  ThreadScope threads;
+  {
+    ConvParam p;
+    try { p = parse_conv(attrs, MOD); } catch (const AttrError& e) { MX_ERROR_MSG << e.msg; return MX_FAIL; }
+    if (static_cast<int>(in->size()) != p.n_in + 2 || static_cast<int>(out->size()) != p.n_in ||
+        !verify_shapes(MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution", attrs,
+                       conv_infer_shape<MOD>, in, 1, p.n_in, {&(*in)[0]}))
+      return MX_FAIL;
+  }
   return guarded([&] {
     const std::string op = MOD ? "ModulatedDeformableConvolution" : "DeformableConvolution";
     ConvParam p = parse_conv(attrs, MOD);
@@ -656,6 +747,17 @@ void check_rois(const std::string& op, const T* rois, int R, int N) {
 template <bool DEF>
 MXReturnValue pool_forward(const Attrs& attrs, std::vector<MXTensor>* in,
                            std::vector<MXTensor>* out, const OpResource& res) {
+  ThreadScope threads;
+  {
+    PoolParam p;
+    try { p = parse_pool(attrs, DEF); } catch (const AttrError& e) { MX_ERROR_MSG << e.msg; return MX_FAIL; }
+    std::vector<const MXTensor*> outs;
+    for (auto& t : *out) outs.push_back(&t);
+    if (static_cast<int>(in->size()) != p.n_in || static_cast<int>(out->size()) != p.n_out ||
+        !verify_shapes(DEF ? "DeformablePSROIPooling" : "PSROIPooling", attrs,
+                       pool_infer_shape<DEF>, in, 0, p.n_in, outs))
+      return MX_FAIL;
+  }
   return guarded([&] {
     const std::string op = DEF ? "DeformablePSROIPooling" : "PSROIPooling";
     PoolParam p = parse_pool(attrs, DEF);
@@ -685,6 +787,22 @@ MXReturnValue pool_forward(const Attrs& attrs, std::vector<MXTensor>* in,
 template <bool DEF>
 MXReturnValue pool_backward(const Attrs& attrs, std::vector<MXTensor>* in,
                             std::vector<MXTensor>* out, const OpResource& res) {
+  ThreadScope threads;
+  {
+    PoolParam p;
+    try { p = parse_pool(attrs, DEF); } catch (const AttrError& e) { MX_ERROR_MSG << e.msg; return MX_FAIL; }
+    if (static_cast<int>(in->size()) != 2 * p.n_out + p.n_in ||
+        static_cast<int>(out->size()) != p.n_in) {
+      MX_ERROR_MSG << (DEF ? "DeformablePSROIPooling" : "PSROIPooling")
+                   << ": unexpected number of backward inputs/outputs";
+      return MX_FAIL;
+    }
+    std::vector<const MXTensor*> outs;
+    for (int o = 0; o < p.n_out; ++o) outs.push_back(&(*in)[o]);
+    if (!verify_shapes(DEF ? "DeformablePSROIPooling" : "PSROIPooling", attrs,
+                       pool_infer_shape<DEF>, in, p.n_out, p.n_in, outs))
+      return MX_FAIL;
+  }
   return guarded([&] {
     const std::string op = DEF ? "DeformablePSROIPooling" : "PSROIPooling";
     PoolParam p = parse_pool(attrs, DEF);

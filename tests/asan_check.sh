@@ -38,10 +38,16 @@ rm -f "$WORK/lib/dcn/ops/libdcn_ops.so"
 
 FLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address -fPIC -fopenmp
        -I"$ROOT/operator_cxx" -I"$MX_DIR/include")
+GLUE_FLAGS=()
+for f in "${FLAGS[@]}"; do [ "$f" = -fsanitize=address ] || GLUE_FLAGS+=("$f"); done
 echo "tests/asan_check.sh: building the ASan operator library in $WORK"
 "$CXX" "${FLAGS[@]}" -c "$ROOT/operator_cxx/dcn_ops.cc" -o "$WORK/dcn_ops.o" &
 p1=$!
-"$CXX" "${FLAGS[@]}" -c "$MX_DIR/src/lib_api.cc" -o "$WORK/lib_api.o" &
+# MXNet's extension glue is not instrumented: MXNet 1.9's C API lays out the input shapes
+# of an extension operator in a buffer sized by the sum of their ndim, where an unknown
+# shape counts -1 (any simple_bind that infers weight shapes), and lib_api.cc then reads
+# past that buffer; that is MXNet's bug, not ours, and would stop every run here
+"$CXX" "${GLUE_FLAGS[@]}" -c "$MX_DIR/src/lib_api.cc" -o "$WORK/lib_api.o" &
 p2=$!
 wait $p1 || die "compiling dcn_ops.cc failed"
 wait $p2 || die "compiling lib_api.cc failed"

@@ -117,7 +117,7 @@ def load_param(prefix, epoch, convert=False, ctx=None, process=False):
         save_dict = mx.nd.load(path)
     except mx.base.MXNetError as exc:
         raise ValueError('cannot read parameter file %s (truncated or not an MXNet .params '
-                         'file): %s' % (path, str(exc).splitlines()[0] if str(exc) else exc))
+                         'file): %s' % (path, _last_line(exc))) from None
     if not isinstance(save_dict, dict):
         raise ValueError('parameter file %s holds a list of arrays, not named parameters' % path)
     arg_params, aux_params = {}, {}
@@ -135,12 +135,23 @@ def load_param(prefix, epoch, convert=False, ctx=None, process=False):
     return arg_params, aux_params
 
 
+def _last_line(exc):
+    """The informative line of an MXNet error (its message ends the traceback it carries)."""
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def load_checkpoint(prefix, epoch):
     """(symbol, arg_params, aux_params) as ``mx.model.load_checkpoint``, with clear errors."""
     path = symbol_path(prefix)
     if not os.path.isfile(path):
         raise FileNotFoundError('symbol file not found: %s' % path)
-    symbol = mx.sym.load(path)
+    try:
+        symbol = mx.sym.load(path)
+    except (mx.base.MXNetError, ValueError) as exc:  # ValueError: undecodable error text
+        raise ValueError('cannot read symbol file %s (truncated, not a symbol JSON file, or '
+                         'an operator of it is not registered): %s'
+                         % (path, _last_line(exc))) from None
     arg_params, aux_params = load_param(prefix, epoch)
     return symbol, arg_params, aux_params
 

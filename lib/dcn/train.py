@@ -221,9 +221,10 @@ def _check_finite(arrays, what, epoch, nbatch):
     for name, arr in arrays:
         value = arr.asnumpy() if hasattr(arr, 'asnumpy') else np.asarray(arr)
         if not np.all(np.isfinite(value)):
-            raise TrainingDivergedError(
-                'training diverged: %s %s is NaN or infinite at epoch %d, iteration %d; '
-                'stopping (checkpoints already written are kept)' % (what, name, epoch, nbatch))
+            msg = ('training diverged: %s %s is NaN or infinite at epoch %d, iteration %d; '
+                   'stopping (checkpoints already written are kept)' % (what, name, epoch, nbatch))
+            logging.getLogger(LOGGER_NAME).error(msg)  # in the training log file too
+            raise TrainingDivergedError(msg)
 
 
 def _max_shapes(cfg, loader, batch_size):

@@ -5,6 +5,10 @@ from . import _common as C
 from ._library import nd_op
 
 
+# rank of every input (the extension API cannot tell a 0-d array from an unknown shape)
+_NDIM = {'data': 4, 'offset': 4, 'mask': 4, 'weight': 4, 'bias': 1, 'rois': 2, 'trans': 4}
+
+
 def _check(op, inputs):
     arrays = []
     for name, value in inputs:
@@ -13,6 +17,9 @@ def _check(op, inputs):
         if not isinstance(value, mx.nd.NDArray):
             raise TypeError('%s: input %r must be an mxnet NDArray, got %s'
                             % (op, name, type(value).__name__))
+        if value.ndim != _NDIM[name]:
+            raise mx.base.MXNetError('%s: input %r must be %d-D, got shape %s'
+                                     % (op, name, _NDIM[name], value.shape))
         if value.size == 0:
             raise mx.base.MXNetError('%s: input %r must not be empty, got shape %s'
                                      % (op, name, value.shape))

@@ -201,7 +201,7 @@ class Detector(object):
         arg_shapes, aux_shapes = self.param_shapes(cfg)
         pretrained = str(cfg.network.get('pretrained', '') or '')
         rng = np.random.RandomState(seed if seed is not None else cfg.TRAIN.get('seed', 0))
-        msra = mx.init.MSRAPrelu(factor_type='in', slope=0.0)
+        given_args, given_aux = set(arg_params), set(aux_params)
         missing_backbone = []
 
         for name, shape in sorted(arg_shapes.items()):
@@ -227,10 +227,10 @@ class Detector(object):
                 elif kind in ('beta', 'bias'):
                     arg_params[name] = mx.nd.zeros(shape)
                 elif kind == 'weight':
-                    arr = mx.nd.zeros(shape)
-                    mx.random.seed(int(rng.randint(0, 2 ** 31 - 1)))
-                    msra(mx.init.InitDesc(name), arr)
-                    arg_params[name] = arr
+                    # MSRA / He: normal(0, sqrt(2 / fan_in)), fan_in = in_channels * kh * kw
+                    std = np.sqrt(2.0 / float(np.prod(shape[1:])))
+                    arg_params[name] = mx.nd.array(
+                        rng.normal(0.0, std, size=shape).astype(np.float32))
                 else:
                     raise ValueError('no initialisation rule for parameter %r' % name)
         for name, shape in sorted(aux_shapes.items()):
@@ -250,10 +250,15 @@ class Detector(object):
                 aux_params[name] = mx.nd.ones(shape)
             else:
                 raise ValueError('no initialisation rule for auxiliary state %r' % name)
+        created = sorted(set(arg_shapes) - set(given_args)) + \
+            sorted(set(aux_shapes) - set(given_aux))
         if missing_backbone:
             raise KeyError('pretrained model %r lacks %d backbone parameter(s) of %s, e.g. %s'
                            % (pretrained, len(missing_backbone), type(self).__name__,
                               ', '.join(missing_backbone[:5])))
+        if created:
+            logger.info('%s: initialised %d parameters (%s%s)', type(self).__name__,
+                        len(created), ', '.join(created[:8]), ', ...' if len(created) > 8 else '')
         return arg_params, aux_params
 
 

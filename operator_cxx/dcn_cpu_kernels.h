@@ -91,7 +91,7 @@ void build_plan(const ConvGeom& g, int n, const T* offset, const T* mask, int* p
   const int64_t tasks = g.dgroups * taps;
   const T* off_n = offset + static_cast<int64_t>(n) * g.dgroups * 2 * taps * L;
   const T* mask_n = mask ? mask + static_cast<int64_t>(n) * g.dgroups * taps * L : nullptr;
-#pragma omp parallel for schedule(static) if (tasks * L > 4096)
+#pragma omp parallel for schedule(static) if (tasks * L > (1 << 18))
   for (int64_t task = 0; task < tasks; ++task) {
     const int dg = static_cast<int>(task / taps);
     const int t = static_cast<int>(task % taps);
@@ -323,22 +323,61 @@ struct ColumnSampler {
   }
 };
 
-/*! \brief op(B) = column rows [row0, row0 + K) x positions (forward GEMM) */
+/*!
+ * \brief op(B) = column rows [row0, row0 + K) x positions (forward GEMM).
+ * Column row c * taps + t samples channel c at tap t; channels of one
+ * deformable group share the plan of tap t, so the rows of a k block are
+ * walked tap by tap and four channels at a time: each plan record (4 indices,
+ * 4 weights) is loaded once for four output rows.
+ */
 struct ColumnPanel {
   ColumnSampler s;
   int64_t row0;
   void operator()(int k0, int kc, int j, int w, float* dst) const {
-    for (int k = 0; k < kc; ++k) {
-      const int* idx; const float* wt; const float* src;
-      s.row(row0 + k0 + k, &idx, &wt, &src);
-      float* d = dst + k * avx512::NR;
-      for (int c = 0; c < w; ++c) {
-        const int* ip = idx + 4 * (j + c);
-        const float* wp = wt + 4 * (j + c);
-        d[c] = wp[0] * src[ip[0]] + wp[1] * src[ip[1]] + wp[2] * src[ip[2]] + wp[3] * src[ip[3]];
+    constexpr int NR = avx512::NR;
+    const int64_t R0 = row0 + k0, R1 = R0 + kc, taps = s.taps;
+    for (int64_t t = 0; t < taps; ++t) {
+      // channels c with R0 <= c * taps + t < R1
+      int64_t c = R0 <= t ? 0 : (R0 - t + taps - 1) / taps;
+      const int64_t c_end = R1 <= t ? 0 : (R1 - t + taps - 1) / taps;
+      while (c < c_end) {
+        const int64_t dg = c / s.cpg;
+        const int64_t run_end = std::min<int64_t>(c_end, (dg + 1) * s.cpg);
+        const int64_t task = dg * taps + t;
+        const int* idx = s.pidx + task * s.L * 4 + 4 * static_cast<int64_t>(j);
+        const float* wt = s.pwt + task * s.L * 4 + 4 * static_cast<int64_t>(j);
+        for (; c + 4 <= run_end; c += 4) {
+          const float* s0 = s.data_n + c * s.plane;
+          const float* s1 = s0 + s.plane;
+          const float* s2 = s1 + s.plane;
+          const float* s3 = s2 + s.plane;
+          float* d0 = dst + (c * taps + t - R0) * NR;
+          float* d1 = d0 + taps * NR;
+          float* d2 = d1 + taps * NR;
+          float* d3 = d2 + taps * NR;
+          for (int q = 0; q < w; ++q) {
+            const int i0 = idx[4 * q], i1 = idx[4 * q + 1], i2 = idx[4 * q + 2], i3 = idx[4 * q + 3];
+            const float w0 = wt[4 * q], w1 = wt[4 * q + 1], w2 = wt[4 * q + 2], w3 = wt[4 * q + 3];
+            d0[q] = w0 * s0[i0] + w1 * s0[i1] + w2 * s0[i2] + w3 * s0[i3];
+            d1[q] = w0 * s1[i0] + w1 * s1[i1] + w2 * s1[i2] + w3 * s1[i3];
+            d2[q] = w0 * s2[i0] + w1 * s2[i1] + w2 * s2[i2] + w3 * s2[i3];
+            d3[q] = w0 * s3[i0] + w1 * s3[i1] + w2 * s3[i2] + w3 * s3[i3];
+          }
+        }
+        for (; c < run_end; ++c) {
+          const float* s0 = s.data_n + c * s.plane;
+          float* d0 = dst + (c * taps + t - R0) * NR;
+          for (int q = 0; q < w; ++q) {
+            const int* ip = idx + 4 * q;
+            const float* wp = wt + 4 * q;
+            d0[q] = wp[0] * s0[ip[0]] + wp[1] * s0[ip[1]] + wp[2] * s0[ip[2]] + wp[3] * s0[ip[3]];
+          }
+        }
       }
-      for (int c = w; c < avx512::NR; ++c) d[c] = 0.f;
     }
+    if (w < NR)
+      for (int k = 0; k < kc; ++k)
+        for (int q = w; q < NR; ++q) dst[k * NR + q] = 0.f;
   }
 };
 

@@ -150,10 +150,10 @@ __attribute__((target("avx512f"))) inline void micro_kernel(int kc, const float*
  * op(B) (k x n) is produced panel by panel by panel(k0, kc, j, w, dst).
  * Row-major; ta selects transposed storage of A.
  *
- * A is packed once (shared, k-block major); then the columns are split into
- * chunks of CHUNK panels handed out dynamically to the threads.  A chunk packs
- * its own B panels per k-block (L2 resident) and sweeps all of A, so threads
- * never wait for each other after the A packing.
+ * A is packed once (shared, k-block major), block by block on first use; the
+ * columns are split into chunks of CHUNK panels handed out dynamically to the
+ * threads.  A chunk packs its own B panels per k-block (L2 resident) and sweeps
+ * all of A; threads wait for each other only at the end of the call.
  */
 template <typename Panel>
 void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Panel& panel,
@@ -176,15 +176,31 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
   const int npanels = (n + NR - 1) / NR;
   const int nchunks = (npanels + CHUNK - 1) / CHUNK;
   const bool par = static_cast<int64_t>(m) * n * k > 262144;
+  // A is packed lazily, one k block at a time, by the first thread that needs it
+  // (no barrier between packing and multiplying: a thread that is descheduled on a
+  // shared machine does not hold the others up).  state: 0 free, 1 packing, 2 ready.
+  std::vector<int> state(kblocks, 0);
+  int* const st = state.data();
+  auto need_block = [&](int kb) {
+    if (__atomic_load_n(st + kb, __ATOMIC_ACQUIRE) == 2) return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(st + kb, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+      const int k0 = kb * KC, kc = std::min(KC, k - k0);
+      for (int p = 0; p < mpanels; ++p)
+        pack_a(ta, a, lda, p * MR, std::min(MR, m - p * MR), k0, kc,
+               apacked + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR);
+      __atomic_store_n(st + kb, 2, __ATOMIC_RELEASE);
+      return;
+    }
+    while (__atomic_load_n(st + kb, __ATOMIC_ACQUIRE) != 2) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+  };
 #pragma omp parallel if (par)
   {
-#pragma omp for schedule(static)
-    for (int t = 0; t < kblocks * mpanels; ++t) {
-      const int kb = t / mpanels, p = t % mpanels;
-      const int k0 = kb * KC, kc = std::min(KC, k - k0);
-      pack_a(ta, a, lda, p * MR, std::min(MR, m - p * MR), k0, kc,
-             apacked + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR);
-    }
     std::vector<float> bpack(static_cast<size_t>(CHUNK) * NR * std::min(KC, k) + 16);
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ++ch) {
@@ -196,16 +212,17 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
           const int j = p * NR;
           panel(k0, kc, j, std::min(NR, n - j), bpack.data() + static_cast<int64_t>(p - p0) * kc * NR);
         }
+        need_block(kb);
         const float* ablock = apacked + static_cast<int64_t>(k0) * mpad;
-        for (int p = p0; p < p1; ++p) {
-          const int j = p * NR;
-          const int w = std::min(NR, n - j);
-          const float* bp = bpack.data() + static_cast<int64_t>(p - p0) * kc * NR;
-          for (int ip = 0; ip < mpanels; ++ip) {
-            const int i = ip * MR;
-            micro_kernel(kc, ablock + static_cast<int64_t>(ip) * kc * MR, bp,
+        // A panel outer: its kc x MR panel stays in L1 while the chunk's B panels stream
+        for (int ip = 0; ip < mpanels; ++ip) {
+          const int i = ip * MR;
+          const float* ap = ablock + static_cast<int64_t>(ip) * kc * MR;
+          for (int p = p0; p < p1; ++p) {
+            const int j = p * NR;
+            micro_kernel(kc, ap, bpack.data() + static_cast<int64_t>(p - p0) * kc * NR,
                          c + static_cast<int64_t>(i) * ldc + j, ldc, accumulate,
-                         std::min(MR, m - i), w);
+                         std::min(MR, m - i), std::min(NR, n - j));
           }
         }
       }

@@ -12,9 +12,8 @@ from dcn.symbols import heads, resnet
 from dcn.symbols.ops import get_sym_ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC = os.path.join(os.path.dirname(ROOT), 'shared', 'spec', 'released_params_coco.json')
-if not os.path.isfile(SPEC):
-    SPEC = '/work/shared/spec/released_params_coco.json'
+# A copy of the compatibility spec of the released models travels with the tests.
+SPEC = os.path.join(ROOT, 'tests', 'data', 'released_params_coco.json')
 LIB = os.path.join(ROOT, 'lib', 'dcn', 'ops', 'libdcn_ops.so')
 
 COCO_CFGS = {

@@ -6,6 +6,7 @@ other, so one command line can drive training followed by testing.
 import argparse
 import logging
 import os
+import sys
 
 __all__ = ['train_end2end_main', 'test_main', 'train_test_main', 'parse_train_args',
            'parse_test_args']
@@ -123,10 +124,14 @@ def test_main(symbol_package, argv=None):
 def train_test_main(symbol_package, argv=None):
     """Train, then test the configured epoch (``--epoch`` or TEST.test_epoch); in distributed
     training only the worker of rank 0 tests (the others return None)."""
-    _, _, rank = _train(symbol_package, argv)
+    _, last_epoch, rank = _train(symbol_package, argv)
     if rank != 0:
         logging.getLogger('dcn').info('training finished; testing is left to the worker of '
                                       'rank 0')
         return None
     logging.getLogger('dcn').info('training finished, testing')
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if parse_train_args(argv).end_epoch is not None and '--epoch' not in argv:
+        # the schedule was shortened on the command line: test what was trained
+        argv += ['--epoch', str(last_epoch)]
     return test_main(symbol_package, argv)

@@ -20,10 +20,11 @@ kept normalised in memory.  :func:`unnormalize_bbox_params` and
 """
 import os
 import pickle
-import tempfile
 
 import mxnet as mx
 import numpy as np
+
+from dcn.fileio import atomic_write
 
 __all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_checkpoint',
            'load_param', 'load_checkpoint', 'check_param_shapes', 'list_epochs', 'last_epoch',
@@ -45,48 +46,6 @@ def states_path(prefix, epoch):
 
 def symbol_path(prefix):
     return '%s-symbol.json' % prefix
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, writer):
-    """Call ``writer(tmp_path)`` then atomically move ``tmp_path`` to ``path``.
-
-    On any failure the temporary file is removed and ``path`` is left untouched.
-    """
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp',
-                               dir=directory)
-    os.close(fd)
-    try:
-        # mkstemp creates the file 0600: give it the permissions a plain open() would
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        writer(tmp)
-        with open(tmp, 'rb+') as f:
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
-    return path
 
 
 def save_params(path, arg_params, aux_params):

@@ -9,34 +9,14 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 
 import numpy as np
+
+from dcn.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` through a temporary file in the same directory + rename."""
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode('utf-8'))
 
 
 def make_roidb_entry(image, height, width, boxes, gt_classes, num_classes, flipped=False):

@@ -10,7 +10,8 @@ R / N + G when ``batch_rois`` is -1):
 Per image the ground-truth boxes are appended to the proposals; RoIs with IoU
 >= ``fg_thresh`` with some gt are foreground (at most ``fg_fraction * P``,
 sampled), RoIs with IoU in [``bg_thresh_lo``, ``bg_thresh_hi``) background;
-the sample is filled up to P with further RoIs labelled background.  Targets
+the sample is filled up to P with further RoIs of IoU < ``fg_thresh``, labelled
+background (foreground RoIs left out by the cap are never labelled background).  Targets
 are (dx, dy, dw, dh) to the assigned gt, normalised by ``bbox_means`` /
 ``bbox_stds`` when ``normalize`` is set, written in the 4 columns of the RoI's
 class (column block 1 for every foreground RoI when ``num_reg_classes`` is 2,
@@ -66,13 +67,18 @@ def sample_rois(rois, gt_boxes, num_classes, rois_per_image, fg_rois_per_image, 
     keep = np.concatenate([fg_inds, bg_inds]).astype(np.int64)
     gap = rois_per_image - len(keep)
     if gap > 0:
-        # fill with further RoIs (labelled background below), without repeats when possible
-        rest = np.setdiff1d(np.arange(rois.shape[0]), keep)
-        pool = rest if len(rest) >= gap else np.arange(rois.shape[0])
+        # fill with further background RoIs (IoU < fg_thresh), without repeats when possible;
+        # foreground RoIs left out by the fg cap must not come back labelled background
+        non_fg = np.where(max_overlaps < params['fg_thresh'])[0]
+        rest = np.setdiff1d(non_fg, keep)
+        pool = rest if len(rest) >= gap else non_fg
+        if len(pool) == 0:  # only foreground RoIs: repeat them, with their labels
+            pool = np.arange(rois.shape[0])
         keep = np.concatenate([keep, _choice(rng, pool, gap)]).astype(np.int64)
 
     labels = labels[keep]
-    labels[num_fg:] = 0
+    tail = labels[num_fg:]
+    tail[max_overlaps[keep[num_fg:]] < params['fg_thresh']] = 0
     sampled = rois[keep]
 
     targets = np.zeros((len(keep), 4), dtype=np.float32)

@@ -645,6 +645,61 @@ inline DPSBin dpsroi_bin(const PoolGeom& g, int ctop, int ph, int pw) {
   return b;
 }
 
+/*!
+ * \brief Separable sampling grid of one bin along one axis.  The bilinear
+ * corners of the valid samples start + i * step (i < samples) are accumulated
+ * into cells: cell k has index idx[k] and interpolation weight w[k] (sum over
+ * the samples of 1 - d at lo, d at hi).  When the corners span at most
+ * 2 * samples consecutive indices (bins of a few pixels) the cells are that
+ * dense window, so neighbouring samples share cells; otherwise every corner is
+ * its own cell.  Returns the number of cells (at most 2 * samples); *valid
+ * receives the number of valid samples.  The bilinear sum of a bin over its
+ * ny x nx samples is sum_r wy[r] sum_c wx[c] v[r][c].
+ */
+template <typename T>
+inline int dpsroi_axis_cells(T start, T step, int samples, int size, int* idx, T* w,
+                             int* valid) {
+  constexpr int kMax = 64;
+  int lo[kMax], hi[kMax];
+  T d[kMax];
+  if (samples > kMax) {  // one cell per corner
+    int n = 0;
+    for (int i = 0; i < samples; ++i) {
+      int l, h;
+      T dd;
+      if (!dpsroi_axis(start + static_cast<T>(i) * step, size, &l, &h, &dd)) continue;
+      idx[n] = l; w[n] = T(1) - dd; ++n;
+      idx[n] = h; w[n] = dd; ++n;
+    }
+    *valid = n / 2;
+    return n;
+  }
+  int nv = 0;
+  for (int i = 0; i < samples; ++i)
+    if (dpsroi_axis(start + static_cast<T>(i) * step, size, &lo[nv], &hi[nv], &d[nv])) ++nv;
+  *valid = nv;
+  if (nv == 0) return 0;
+  // valid positions are non-decreasing: the corners lie in [lo[0], hi[nv - 1]]
+  const int base = lo[0];
+  const int span = hi[nv - 1] - base + 1;
+  if (span <= 2 * samples) {
+    for (int k = 0; k < span; ++k) {
+      idx[k] = base + k;
+      w[k] = T(0);
+    }
+    for (int i = 0; i < nv; ++i) {
+      w[lo[i] - base] += T(1) - d[i];
+      w[hi[i] - base] += d[i];
+    }
+    return span;
+  }
+  for (int i = 0; i < nv; ++i) {
+    idx[2 * i] = lo[i]; w[2 * i] = T(1) - d[i];
+    idx[2 * i + 1] = hi[i]; w[2 * i + 1] = d[i];
+  }
+  return 2 * nv;
+}
+
 template <typename T>
 void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* trans, T* out,
                     T* top_count, void* ws) {
@@ -653,6 +708,73 @@ void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* tr
   const int64_t plane = static_cast<int64_t>(g.H) * g.W;
   const int P = g.pooled, PP = P * P, R = g.R;
   const T tstd = static_cast<T>(g.trans_std);
+  // Output channels of one class (all of them without trans) share the sampling
+  // geometry of a bin (ph, pw).  With several channels per class a task owns
+  // (class, ph, pw), builds for every RoI the list of (cell index, weight / count)
+  // of its separable sampling grid once and applies it to the planes of the
+  // class's channels; with one channel per class (R-FCN's class-specific offsets)
+  // each bin samples directly.
+  const int cec = g.no_trans ? g.output_dim : std::max(1, g.output_dim / g.num_classes);
+  if (cec >= 4) {
+  const int ngroups = (g.output_dim + cec - 1) / cec;
+  const int64_t tasks = static_cast<int64_t>(ngroups) * PP;
+  const int maxc = 2 * g.samples;
+#pragma omp parallel if (static_cast<int64_t>(R) * g.output_dim * PP > 1024)
+  {
+  std::vector<int> cx(maxc), cy(maxc), start(R + 1), cnt(R);
+  std::vector<T> wx(maxc), wy(maxc);
+  std::vector<int> lidx;
+  std::vector<T> lwt;
+#pragma omp for schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int grp = static_cast<int>(task / PP);
+    const int ph = static_cast<int>(task % PP) / P, pw = static_cast<int>(task % P);
+    const int ctop0 = grp * cec, ctop1 = std::min(g.output_dim, ctop0 + cec);
+    const DPSBin bin0 = dpsroi_bin(g, ctop0, ph, pw);
+    const T* tt = g.no_trans ? nullptr : w.trans_t + bin0.cell * R * 2;
+    lidx.clear();
+    lwt.clear();
+    for (int r = 0; r < R; ++r) {
+      const RoIInfo<T>& in = w.info[r];
+      T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+      T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+      if (tt) {
+        wstart += tt[2 * r] * tstd * in.width;
+        hstart += tt[2 * r + 1] * tstd * in.height;
+      }
+      int nx, ny;
+      const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
+      const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
+      start[r] = static_cast<int>(lidx.size());
+      cnt[r] = nx * ny;
+      if (cnt[r] == 0) continue;
+      const T inv = T(1) / static_cast<T>(cnt[r]);
+      for (int iy = 0; iy < ncy; ++iy) {
+        const T a = wy[iy] * inv;
+        for (int ix = 0; ix < ncx; ++ix) {
+          lidx.push_back(cy[iy] * g.W + cx[ix]);
+          lwt.push_back(a * wx[ix]);
+        }
+      }
+    }
+    start[R] = static_cast<int>(lidx.size());
+    const int* li = lidx.data();
+    const T* lw = lwt.data();
+    for (int ctop = ctop0; ctop < ctop1; ++ctop) {
+      const DPSBin bin = dpsroi_bin(g, ctop, ph, pw);
+      T* vo = w.val_t + ((static_cast<int64_t>(ctop) * P + ph) * P + pw) * R;
+      T* co = w.cnt_t + ((static_cast<int64_t>(ctop) * P + ph) * P + pw) * R;
+      for (int r = 0; r < R; ++r) {
+        const T* src = data + (static_cast<int64_t>(w.info[r].batch) * g.C + bin.c) * plane;
+        T sum = T(0);
+        for (int k = start[r]; k < start[r + 1]; ++k) sum += lw[k] * src[li[k]];
+        vo[r] = sum;
+        co[r] = static_cast<T>(cnt[r]);
+      }
+    }
+  }
+  }
+  } else {
 #pragma omp parallel if (static_cast<int64_t>(R) * g.output_dim * PP > 1024)
   {
   std::vector<int> xl(g.samples), xh(g.samples), yl(g.samples), yh(g.samples);
@@ -702,6 +824,7 @@ void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* tr
     }
   }
   }
+  }
   // (output_dim, P, P, R) -> (R, output_dim, P, P)
   const int64_t per_roi = static_cast<int64_t>(g.output_dim) * PP;
 #pragma omp parallel for schedule(static) if (R * per_roi > 65536)
@@ -746,7 +869,9 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
     T* gt_own = want_trans ? w.gtrans_t + tr * tid : nullptr;
     std::vector<int> xl(g.samples), xh(g.samples), yl(g.samples), yh(g.samples);
     std::vector<T> xd(g.samples), yd(g.samples);
-#pragma omp for schedule(dynamic, 1)
+    // static round-robin: each output channel always lands on the same thread, so the
+    // per-thread trans-gradient partial sums (and hence grad_trans) are reproducible
+#pragma omp for schedule(static, 1)
     for (int ctop = 0; ctop < g.output_dim; ++ctop) {
       for (int ph = 0; ph < P; ++ph) {
         for (int pw = 0; pw < P; ++pw) {

@@ -381,23 +381,59 @@ struct ColumnPanel {
   }
 };
 
-/*! \brief op(B) = transposed column rows: positions x rows [row0, row0 + K) (weight gradient) */
+/*!
+ * \brief op(B) = transposed column rows: positions x rows [row0, row0 + K) (weight
+ * gradient).  Panel column c is column row j + c; columns c, c + taps, c + 2 taps,
+ * c + 3 taps are four channels at the same tap and share the plan record when
+ * they belong to one deformable group, so they are sampled together.
+ */
 struct ColumnTPanel {
   ColumnSampler s;
   int64_t row0;
   void operator()(int l0, int lc, int j, int w, float* dst) const {
-    for (int c = 0; c < avx512::NR; ++c) {
-      if (c >= w) {
-        for (int l = 0; l < lc; ++l) dst[l * avx512::NR + c] = 0.f;
-        continue;
-      }
-      const int* idx; const float* wt; const float* src;
-      s.row(row0 + j + c, &idx, &wt, &src);
-      for (int l = 0; l < lc; ++l) {
-        const int* ip = idx + 4 * (l0 + l);
-        const float* wp = wt + 4 * (l0 + l);
-        dst[l * avx512::NR + c] =
-            wp[0] * src[ip[0]] + wp[1] * src[ip[1]] + wp[2] * src[ip[2]] + wp[3] * src[ip[3]];
+    constexpr int NR = avx512::NR;
+    const int64_t taps = s.taps;
+    for (int c = w; c < NR; ++c)
+      for (int l = 0; l < lc; ++l) dst[l * NR + c] = 0.f;
+    for (int c0 = 0; c0 < w && c0 < taps; ++c0) {
+      int c = c0;
+      while (c < w) {
+        const int64_t r = row0 + j + c;
+        const int64_t ch = r / taps, t = r % taps, dg = ch / s.cpg;
+        int nrow = 1;
+        while (nrow < 4 && c + nrow * taps < w && (ch + nrow) / s.cpg == dg) ++nrow;
+        const int64_t task = dg * taps + t;
+        const int* idx = s.pidx + task * s.L * 4 + 4 * static_cast<int64_t>(l0);
+        const float* wt = s.pwt + task * s.L * 4 + 4 * static_cast<int64_t>(l0);
+        const float* s0 = s.data_n + ch * s.plane;
+        if (nrow == 4) {
+          const float* s1 = s0 + s.plane;
+          const float* s2 = s1 + s.plane;
+          const float* s3 = s2 + s.plane;
+          const int c1 = c + static_cast<int>(taps), c2 = c1 + static_cast<int>(taps),
+                    c3 = c2 + static_cast<int>(taps);
+          for (int l = 0; l < lc; ++l) {
+            const int i0 = idx[4 * l], i1 = idx[4 * l + 1], i2 = idx[4 * l + 2], i3 = idx[4 * l + 3];
+            const float w0 = wt[4 * l], w1 = wt[4 * l + 1], w2 = wt[4 * l + 2], w3 = wt[4 * l + 3];
+            float* d = dst + l * NR;
+            d[c] = w0 * s0[i0] + w1 * s0[i1] + w2 * s0[i2] + w3 * s0[i3];
+            d[c1] = w0 * s1[i0] + w1 * s1[i1] + w2 * s1[i2] + w3 * s1[i3];
+            d[c2] = w0 * s2[i0] + w1 * s2[i1] + w2 * s2[i2] + w3 * s2[i3];
+            d[c3] = w0 * s3[i0] + w1 * s3[i1] + w2 * s3[i2] + w3 * s3[i3];
+          }
+        } else {
+          for (int q = 0; q < nrow; ++q) {
+            const float* sq = s0 + q * s.plane;
+            const int cq = c + q * static_cast<int>(taps);
+            for (int l = 0; l < lc; ++l) {
+              const int* ip = idx + 4 * l;
+              const float* wp = wt + 4 * l;
+              dst[l * NR + cq] =
+                  wp[0] * sq[ip[0]] + wp[1] * sq[ip[1]] + wp[2] * sq[ip[2]] + wp[3] * sq[ip[3]];
+            }
+          }
+        }
+        c += nrow * static_cast<int>(taps);
       }
     }
   }
@@ -542,7 +578,11 @@ struct PoolGeom {
  * (channel (ctop * group + gh) * group + gw) then stays in cache while every
  * RoI samples it, and the data gradient of a plane is written by one task only.
  * RoI-indexed quantities (outputs, trans) are used in transposed, RoI-minor
- * layouts so that the inner RoI loop reads them contiguously.
+ * layouts so that the inner RoI loop reads them contiguously.  The forward pass
+ * of a class with several output channels (all channels without trans) instead
+ * runs one task per (class, bin): the sampling geometry of a bin is the same for
+ * every channel of the class, so it is built once per RoI (a short list of
+ * cells and weights) and applied to each channel's plane.
  */
 
 /*! \brief per-RoI geometry (deformable PS RoI pooling) */

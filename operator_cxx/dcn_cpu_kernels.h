@@ -1006,16 +1006,10 @@ void psroi_forward(const PoolGeom& g, const T* data, const T* rois, T* out) {
     const int b = static_cast<int>(roi[0]);
     for (int ph = 0; ph < P; ++ph) {
       for (int pw = 0; pw < P; ++pw) {
-        int hs, he, ws, we;
-        psroi_bin(roi, static_cast<T>(g.spatial_scale), ph, pw, P, g.H, g.W, &hs, &he, &ws, &we);
-        const int gw = ps_group_index(pw, P, g.group), gh = ps_group_index(ph, P, g.group);
-        const int c = (ctop * g.group + gh) * g.group + gw;
-        const T* src = data + (static_cast<int64_t>(b) * g.C + c) * plane;
-        T sum = T(0);
-        for (int h = hs; h < he; ++h)
-          for (int w = ws; w < we; ++w) sum += src[h * g.W + w];
-        const int area = (he - hs) * (we - ws);
-        out[(job * P + ph) * P + pw] = (he <= hs || we <= ws) ? T(0) : sum / static_cast<T>(area);
+        const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph, pw,
+                                              P, g.group, g.H, g.W);
+        out[(job * P + ph) * P + pw] =
+            psroi_mean(data + (static_cast<int64_t>(b) * g.C + bin.c) * plane, g.W, bin);
       }
     }
   }
@@ -1033,16 +1027,15 @@ void psroi_backward(const PoolGeom& g, const T* grad_out, const T* rois, T* grad
       const int b = static_cast<int>(roi[0]);
       for (int ph = 0; ph < P; ++ph) {
         for (int pw = 0; pw < P; ++pw) {
-          int hs, he, ws, we;
-          psroi_bin(roi, static_cast<T>(g.spatial_scale), ph, pw, P, g.H, g.W, &hs, &he, &ws, &we);
-          if (he <= hs || we <= ws) continue;
-          const int gw = ps_group_index(pw, P, g.group), gh = ps_group_index(ph, P, g.group);
-          const int c = (ctop * g.group + gh) * g.group + gw;
-          T* dst = grad_data + (static_cast<int64_t>(b) * g.C + c) * plane;
+          const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph,
+                                                pw, P, g.group, g.H, g.W);
+          const int area = psroi_area(bin);
+          if (area == 0) continue;
+          T* dst = grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
           const T v = grad_out[((static_cast<int64_t>(r) * g.output_dim + ctop) * P + ph) * P + pw] /
-                      static_cast<T>((he - hs) * (we - ws));
-          for (int h = hs; h < he; ++h)
-            for (int w = ws; w < we; ++w) dst[h * g.W + w] += v;
+                      static_cast<T>(area);
+          for (int h = bin.hs; h < bin.he; ++h)
+            for (int w = bin.ws; w < bin.we; ++w) dst[h * g.W + w] += v;
         }
       }
     }

@@ -274,6 +274,37 @@ DCN_HD void psroi_bin(const T* roi, T spatial_scale, int ph, int pw, int pooled,
   *wend = static_cast<int>(dcn_min(dcn_max(we, T(0)), T(W)));
 }
 
+/*! \brief one bin of plain PS RoI pooling: the input channel it reads and its clipped cells */
+struct PSRoIBinCells {
+  int c, hs, he, ws, we;
+};
+
+template <typename T>
+DCN_HD PSRoIBinCells psroi_cells(const T* roi, T spatial_scale, int ctop, int ph, int pw,
+                                 int pooled, int group, int H, int W) {
+  PSRoIBinCells b;
+  psroi_bin(roi, spatial_scale, ph, pw, pooled, H, W, &b.hs, &b.he, &b.ws, &b.we);
+  b.c = (ctop * group + ps_group_index(ph, pooled, group)) * group +
+        ps_group_index(pw, pooled, group);
+  return b;
+}
+
+/*! \brief number of cells of a bin (0 when it is empty after clipping) */
+DCN_HD int psroi_area(const PSRoIBinCells& b) {
+  return (b.he <= b.hs || b.we <= b.ws) ? 0 : (b.he - b.hs) * (b.we - b.ws);
+}
+
+/*! \brief mean of one input plane (row stride W) over the cells of a bin; 0 for an empty bin */
+template <typename T>
+DCN_HD T psroi_mean(const T* plane, int W, const PSRoIBinCells& b) {
+  const int area = psroi_area(b);
+  if (area == 0) return T(0);
+  T sum = T(0);
+  for (int y = b.hs; y < b.he; ++y)
+    for (int x = b.ws; x < b.we; ++x) sum += plane[static_cast<int64_t>(y) * W + x];
+  return sum / static_cast<T>(area);
+}
+
 }  // namespace dcn
 
 #endif  // DCN_SAMPLING_H_

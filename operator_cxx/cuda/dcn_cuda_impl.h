@@ -414,16 +414,9 @@ struct PoolForward {
       }
       result = cnt == 0 ? T(0) : sum / static_cast<T>(cnt);
     } else if (b >= 0) {
-      int hs, he, ws, we;
-      psroi_bin(roi, static_cast<T>(g.spatial_scale), ph, pw, P, g.H, g.W, &hs, &he, &ws, &we);
-      const int gw = ps_group_index(pw, P, g.group), gh = ps_group_index(ph, P, g.group);
-      const int c = (ctop * g.group + gh) * g.group + gw;
-      const T* src = data + (static_cast<int64_t>(b) * g.C + c) * plane;
-      T sum = T(0);
-      for (int y = hs; y < he; ++y)
-        for (int x = ws; x < we; ++x) sum += src[static_cast<int64_t>(y) * g.W + x];
-      const int area = (he - hs) * (we - ws);
-      result = (he <= hs || we <= ws) ? T(0) : sum / static_cast<T>(area);
+      const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph, pw, P,
+                                            g.group, g.H, g.W);
+      result = psroi_mean(data + (static_cast<int64_t>(b) * g.C + bin.c) * plane, g.W, bin);
     }
     out[i] = result;
     if (top_count) top_count[i] = static_cast<T>(cnt);
@@ -485,15 +478,15 @@ struct PoolBackward {
                    sy * scale * bin.roi_h);
       }
     } else if (grad_data) {
-      int hs, he, ws, we;
-      psroi_bin(roi, static_cast<T>(g.spatial_scale), ph, pw, P, g.H, g.W, &hs, &he, &ws, &we);
-      if (he <= hs || we <= ws) return;
-      const int gw = ps_group_index(pw, P, g.group), gh = ps_group_index(ph, P, g.group);
-      const int c = (ctop * g.group + gh) * g.group + gw;
-      T* dst = grad_data + (static_cast<int64_t>(b) * g.C + c) * plane;
-      const T v = grad_out[i] / static_cast<T>((he - hs) * (we - ws));
-      for (int y = hs; y < he; ++y)
-        for (int x = ws; x < we; ++x) atomic_add(dst + static_cast<int64_t>(y) * g.W + x, v);
+      const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph, pw, P,
+                                            g.group, g.H, g.W);
+      const int area = psroi_area(bin);
+      if (area == 0) return;
+      T* dst = grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
+      const T v = grad_out[i] / static_cast<T>(area);
+      for (int y = bin.hs; y < bin.he; ++y)
+        for (int x = bin.ws; x < bin.we; ++x)
+          atomic_add(dst + static_cast<int64_t>(y) * g.W + x, v);
     }
   }
 };

@@ -4,7 +4,8 @@
 #   2. the package `dcn` (lib/) installed in editable mode, its Cython modules compiled;
 #   3. the operator library lib/dcn/ops/libdcn_ops.so, built against the installed MXNet
 #      (CUDA kernels too when nvcc is present and DCN_WITH_CUDA is not 0).
-# Idempotent: running it again only redoes what is out of date. Any failing step stops it
+# Idempotent: running it again reinstalls nothing that is up to date (the compiled parts are
+# rebuilt, in seconds). Any failing step stops it
 # with a message naming the step.
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -32,6 +32,10 @@ _HEAD_STD = {
     'fc_new_1': 0.01, 'fc_new_2': 0.01, 'cls_score': 0.01, 'bbox_pred': 0.001,
 }
 _ZERO_LAYERS = ('rfcn_cls_offset_t', 'rfcn_bbox_offset_t', 'offset')
+# hidden (ReLU) layers of the heads: when the backbone is trained from scratch its features
+# are weak at first, and these get He initialisation instead of normal(0, 0.01) so that the
+# classifier receives a usable signal from the start (pretrained setups keep the original values)
+_HIDDEN_HEAD_LAYERS = ('conv_new_1', 'fc_new_1', 'fc_new_2')
 
 
 def _layer_of(name):
@@ -190,7 +194,9 @@ class Detector(object):
         """Initialise, in place, every parameter missing from ``arg_params``/``aux_params``.
 
         Head layers as the original: layers with offsets zero; RPN, R-FCN and fc layers
-        normal(0, 0.01) (``bbox_pred`` 0.001); biases zero. Backbone parameters are
+        normal(0, 0.01) (``bbox_pred`` 0.001); biases zero. From scratch (``network.pretrained``
+        empty) the hidden head layers ``conv_new_1`` / ``fc_new_1`` / ``fc_new_2`` get He
+        initialisation instead. Backbone parameters are
         initialised from scratch (MSRA convolutions, BN gamma 1 / beta 0, moving mean 0 /
         var 1) only when ``network.pretrained`` is empty; otherwise a missing backbone
         parameter is an error. Parameters already present must have the inferred shape.
@@ -217,7 +223,10 @@ class Detector(object):
                 if layer.endswith('_offset') or layer in _ZERO_LAYERS or kind == 'bias':
                     value = np.zeros(shape, np.float32)
                 else:
-                    value = rng.normal(0.0, _HEAD_STD[layer], size=shape).astype(np.float32)
+                    std = _HEAD_STD[layer]
+                    if not pretrained and layer in _HIDDEN_HEAD_LAYERS:
+                        std = np.sqrt(2.0 / float(np.prod(shape[1:])))
+                    value = rng.normal(0.0, std, size=shape).astype(np.float32)
                 arg_params[name] = mx.nd.array(value)
             elif pretrained:
                 missing_backbone.append(name)

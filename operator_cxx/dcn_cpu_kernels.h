@@ -685,6 +685,27 @@ inline DPSBin dpsroi_bin(const PoolGeom& g, int ctop, int ph, int pw) {
   return b;
 }
 
+/*! \brief bilinear records of one bin's sampling grid along x and y (separable): the bin of
+ *  RoI `in` at (ph, pw), shifted by the part offset `t` (x, y; nullptr without trans). Samples
+ *  outside the map are dropped; *nx / *ny receive the number of kept columns / rows. */
+template <typename T>
+inline void dpsroi_bin_axes(const PoolGeom& g, const RoIInfo<T>& in, int ph, int pw, const T* t,
+                            T tstd, int* xl, int* xh, T* xd, int* nx, int* yl, int* yh, T* yd,
+                            int* ny) {
+  T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+  T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+  if (t) {
+    wstart += t[0] * tstd * in.width;
+    hstart += t[1] * tstd * in.height;
+  }
+  *nx = 0;
+  *ny = 0;
+  for (int i = 0; i < g.samples; ++i) {
+    if (dpsroi_axis(wstart + static_cast<T>(i) * in.sub_w, g.W, &xl[*nx], &xh[*nx], &xd[*nx])) ++*nx;
+    if (dpsroi_axis(hstart + static_cast<T>(i) * in.sub_h, g.H, &yl[*ny], &yh[*ny], &yd[*ny])) ++*ny;
+  }
+}
+
 /*!
  * \brief Separable sampling grid of one bin along one axis.  The bilinear
  * corners of the valid samples start + i * step (i < samples) are accumulated
@@ -830,18 +851,10 @@ void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* tr
         for (int r = 0; r < R; ++r) {
           const RoIInfo<T>& in = w.info[r];
           const T* src = data + (static_cast<int64_t>(in.batch) * g.C + bin.c) * plane;
-          T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
-          T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
-          if (tt) {
-            wstart += tt[2 * r] * tstd * in.width;
-            hstart += tt[2 * r + 1] * tstd * in.height;
-          }
           // separable sampling grid: x / y records once per column / row
-          int nx = 0, ny = 0;
-          for (int i = 0; i < g.samples; ++i) {
-            if (dpsroi_axis(wstart + static_cast<T>(i) * in.sub_w, g.W, &xl[nx], &xh[nx], &xd[nx])) ++nx;
-            if (dpsroi_axis(hstart + static_cast<T>(i) * in.sub_h, g.H, &yl[ny], &yh[ny], &yd[ny])) ++ny;
-          }
+          int nx, ny;
+          dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(), xh.data(),
+                          xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
           T sum = T(0);
           for (int iy = 0; iy < ny; ++iy) {
             const T* r0 = src + static_cast<int64_t>(yl[iy]) * g.W;
@@ -926,17 +939,9 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
             const int64_t pbase = (static_cast<int64_t>(in.batch) * g.C + bin.c) * plane;
             const T* src = data + pbase;
             T* dst = grad_data ? grad_data + pbase : nullptr;
-            T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
-            T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
-            if (tt) {
-              wstart += tt[2 * r] * tstd * in.width;
-              hstart += tt[2 * r + 1] * tstd * in.height;
-            }
-            int nx = 0, ny = 0;
-            for (int i = 0; i < g.samples; ++i) {
-              if (dpsroi_axis(wstart + static_cast<T>(i) * in.sub_w, g.W, &xl[nx], &xh[nx], &xd[nx])) ++nx;
-              if (dpsroi_axis(hstart + static_cast<T>(i) * in.sub_h, g.H, &yl[ny], &yh[ny], &yd[ny])) ++ny;
-            }
+            int nx, ny;
+            dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(), xh.data(),
+                            xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
             T sx = T(0), sy = T(0);
             for (int iy = 0; iy < ny; ++iy) {
               const int64_t o0 = static_cast<int64_t>(yl[iy]) * g.W;

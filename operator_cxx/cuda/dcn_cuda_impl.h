@@ -376,6 +376,22 @@ DCN_DEV DPSBin<T> dpsroi_bin(const dcn_pool_geom& g, const T* roi, const T* tran
   return o;
 }
 
+/*! \brief (RoI, output channel, bin row, bin column) of flat output index i of a pooling op */
+struct PoolIndex {
+  int64_t r;
+  int ctop, ph, pw;
+};
+
+DCN_DEV PoolIndex pool_index(const dcn_pool_geom& g, int64_t i) {
+  const int P = g.pooled;
+  PoolIndex o;
+  o.pw = static_cast<int>(i % P);
+  o.ph = static_cast<int>((i / P) % P);
+  o.ctop = static_cast<int>((i / P / P) % g.output_dim);
+  o.r = i / P / P / g.output_dim;
+  return o;
+}
+
 template <typename T>
 struct PoolForward {
   dcn_pool_geom g;
@@ -386,10 +402,9 @@ struct PoolForward {
   T* top_count;
   DCN_DEV void operator()(int64_t i) const {
     const int P = g.pooled;
-    const int pw = static_cast<int>(i % P);
-    const int ph = static_cast<int>((i / P) % P);
-    const int ctop = static_cast<int>((i / P / P) % g.output_dim);
-    const int64_t r = i / P / P / g.output_dim;
+    const PoolIndex pi = pool_index(g, i);
+    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
+    const int64_t r = pi.r;
     const T* roi = rois + r * 5;
     const int b = roi_batch(roi, g.N);
     const int64_t plane = static_cast<int64_t>(g.H) * g.W;
@@ -435,10 +450,9 @@ struct PoolBackward {
   T* grad_trans;
   DCN_DEV void operator()(int64_t i) const {
     const int P = g.pooled;
-    const int pw = static_cast<int>(i % P);
-    const int ph = static_cast<int>((i / P) % P);
-    const int ctop = static_cast<int>((i / P / P) % g.output_dim);
-    const int64_t r = i / P / P / g.output_dim;
+    const PoolIndex pi = pool_index(g, i);
+    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
+    const int64_t r = pi.r;
     const T* roi = rois + r * 5;
     const int b = roi_batch(roi, g.N);
     if (b < 0) return;

@@ -995,6 +995,107 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
 }
 
 /* ------------------------------------------------------------------------ */
+/* 1x1 convolution + no_trans deformable PS RoI pooling, fused (inference)   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * out = DeformablePSROIPooling(no_trans)(Convolution1x1(data; weight, bias)) without the
+ * convolution's output map.  For fixed RoIs both are linear in the data, and the
+ * bilinear weights of a bin's samples, divided by their count, sum to one: the bin
+ * average of the convolution is the convolution of the bin average of the input.  So
+ * per bin (ph, pw): F (R x C) = the RoIs' pooled input vectors (sampling records
+ * applied to the channel-contiguous transposed input), then out_bin = F W_bin^T + b_bin
+ * with W_bin the output_dim rows (ctop * group + gh) * group + gw of the weight.  That
+ * is R * P^2 * output_dim * C multiply-adds instead of H * W * P^2 * output_dim * C
+ * for the convolution (Deformable R-FCN's rfcn_cls_offset_t at 600x1000, 300 RoIs:
+ * 8 times fewer).  A bin without an in-map sample is 0, as in the pooling.
+ * g.C is the input channel count; g.no_trans must be true.
+ */
+template <typename T>
+int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W;
+  return 64 * 6 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
+         static_cast<int64_t>(sizeof(T)) *
+             (static_cast<int64_t>(g.N) * hw * g.C + static_cast<int64_t>(g.R) * g.C +
+              static_cast<int64_t>(g.R) * g.output_dim) +
+         static_cast<int64_t>(sizeof(int)) * g.R;
+}
+
+template <typename T>
+void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* weight,
+                            const T* bias, T* out, void* ws) {
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W;
+  const int C = g.C, R = g.R, P = g.pooled, PP = P * P, D = g.output_dim, G = g.group;
+  uintptr_t p = align64(reinterpret_cast<uintptr_t>(ws));
+  DPSWorkspace<T> w = {};
+  w.info = reinterpret_cast<RoIInfo<T>*>(p);
+  p = align64(p + sizeof(RoIInfo<T>) * R);
+  T* xt = reinterpret_cast<T*>(p);  // (N, H*W, C)
+  p = align64(p + sizeof(T) * g.N * hw * C);
+  T* feat = reinterpret_cast<T*>(p);  // (R, C): pooled input of one bin
+  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * C);
+  T* res = reinterpret_cast<T*>(p);  // (R, D): F W_bin^T
+  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * D);
+  int* cnt = reinterpret_cast<int*>(p);
+  dpsroi_prepare(g, rois, static_cast<const T*>(nullptr), &w);
+  // (N, C, HW) -> (N, HW, C), in blocks of 32 x 32
+  const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
+#pragma omp parallel for schedule(static) if (g.N * hw * C > 65536)
+  for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
+    const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
+    const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
+    for (int64_t c = cb * 32; c < c1; ++c) {
+      const T* src = data + (n * C + c) * hw;
+      for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
+    }
+  }
+  const int maxc = 2 * g.samples;
+  for (int bin = 0; bin < PP; ++bin) {
+    const int ph = bin / P, pw = bin % P;
+#pragma omp parallel if (static_cast<int64_t>(R) * C > 16384)
+    {
+      std::vector<int> cx(maxc), cy(maxc);
+      std::vector<T> wx(maxc), wy(maxc);
+#pragma omp for schedule(static)
+      for (int r = 0; r < R; ++r) {
+        const RoIInfo<T>& in = w.info[r];
+        const T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+        const T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+        int nx, ny;
+        const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
+        const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
+        T* f = feat + static_cast<int64_t>(r) * C;
+        std::fill(f, f + C, T(0));
+        cnt[r] = nx * ny;
+        if (cnt[r] == 0) continue;
+        const T inv = T(1) / static_cast<T>(cnt[r]);
+        const T* base = xt + static_cast<int64_t>(in.batch) * hw * C;
+        for (int iy = 0; iy < ncy; ++iy) {
+          const T a = wy[iy] * inv;
+          for (int ix = 0; ix < ncx; ++ix) {
+            const T wt = a * wx[ix];
+            const T* src = base + (static_cast<int64_t>(cy[iy]) * g.W + cx[ix]) * C;
+            for (int c = 0; c < C; ++c) f[c] += wt * src[c];
+          }
+        }
+      }
+    }
+    const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
+    // res (D x R) = W_bin (D x C, rows G*G*C apart) F^T
+    gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0), res, R);
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * D > 65536)
+    for (int r = 0; r < R; ++r) {
+      T* o = out + static_cast<int64_t>(r) * D * PP + bin;
+      for (int ctop = 0; ctop < D; ++ctop)
+        o[static_cast<int64_t>(ctop) * PP] =
+            cnt[r] == 0 ? T(0)
+                        : res[static_cast<int64_t>(ctop) * R + r] +
+                              bias[static_cast<int64_t>(ctop) * G * G + row0];
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Plain position-sensitive RoI pooling                                      */
 /* ------------------------------------------------------------------------ */
 

@@ -7,6 +7,9 @@
  *   dcn_DeformablePSROIPooling         (as mx.contrib DeformablePSROIPooling; outputs
  *                                       the pooled map and the per-bin sample count)
  *   dcn_PSROIPooling                   (as mx.contrib PSROIPooling)
+ *   dcn_Conv1x1DeformablePSROIPooling  (forward only, CPU: DeformablePSROIPooling with
+ *                                       no_trans of a 1x1 Convolution, without the
+ *                                       convolution's output map; test networks)
  *
  * The extension API hands backward functions their inputs as
  *   [output gradients..., forward inputs..., forward outputs...]
@@ -581,12 +584,16 @@ MXReturnValue conv_backward(const Attrs& attrs, std::vector<MXTensor>* in,
 
 namespace dcn_ext {
 
-PoolParam parse_pool(const Attrs& attrs, bool deformable) {
-  const std::string op = deformable ? "DeformablePSROIPooling" : "PSROIPooling";
+PoolParam parse_pool(const Attrs& attrs, bool deformable, bool fused) {
+  deformable = deformable || fused;
+  const std::string op = fused ? "Conv1x1DeformablePSROIPooling"
+                               : (deformable ? "DeformablePSROIPooling" : "PSROIPooling");
   std::vector<std::string> known = {"spatial_scale", "output_dim", "pooled_size", "group_size"};
   if (deformable) {
     known.push_back("part_size");
     known.push_back("sample_per_part");
+  }
+  if (deformable && !fused) {
     known.push_back("trans_std");
     known.push_back("no_trans");
   }
@@ -611,10 +618,10 @@ PoolParam parse_pool(const Attrs& attrs, bool deformable) {
     p.part = static_cast<int>(r.get_int("part_size", 0, 0));
     if (p.part == 0) p.part = p.pooled;
     p.samples = static_cast<int>(r.get_int("sample_per_part", 1, 1));
-    p.trans_std = r.get_double("trans_std", 0.0);
-    p.no_trans = r.get_bool("no_trans", false);
-    p.n_in = p.no_trans ? 2 : 3;
-    p.n_out = 2;
+    p.trans_std = fused ? 0.0 : r.get_double("trans_std", 0.0);
+    p.no_trans = fused || r.get_bool("no_trans", false);
+    p.n_in = fused ? 4 : (p.no_trans ? 2 : 3);  // fused: data, rois, weight, bias
+    p.n_out = fused ? 1 : 2;
   } else {
     p.part = p.pooled;
     p.samples = 1;
@@ -836,6 +843,77 @@ MXReturnValue pool_backward(const Attrs& attrs, std::vector<MXTensor>* in,
   });
 }
 
+/* ------------------------------------------------------------------------ */
+/* Conv1x1DeformablePSROIPooling: 1x1 convolution + no_trans pooling, fused  */
+/* (forward only: test networks on the CPU)                                  */
+/* ------------------------------------------------------------------------ */
+
+const char kFusedOp[] = "Conv1x1DeformablePSROIPooling";
+
+MXReturnValue fused_parse(const Attrs& attrs, int* num_in, int* num_out) {
+  return guarded([&] {
+    PoolParam p = parse_pool(attrs, true, true);
+    *num_in = p.n_in;
+    *num_out = p.n_out;
+  });
+}
+
+MXReturnValue fused_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
+  return guarded([&] {
+    PoolParam p = parse_pool(attrs, true, true);
+    const std::string op = kFusedOp;
+    const auto& ds = (*in)[0];
+    const auto& rs = (*in)[1];
+    const unsigned rows = static_cast<unsigned>(p.output_dim) * p.group * p.group;
+    if (check_rank(op, "data", ds, 4, "NCHW (batch, channel, height, width)")) {
+      check_or_set(op, "weight", &(*in)[2], {rows, ds[1], 1u, 1u},
+                   "output_dim * group_size^2, data channels, 1, 1");
+    }
+    check_or_set(op, "bias", &(*in)[3], {rows}, "output_dim * group_size^2");
+    if (rs.empty()) return;
+    if (rs.size() != 2 || (fully_known(rs) && rs[1] != 5)) {
+      throw AttrError{op + ": input 'rois' must have shape (num_rois, 5) with columns "
+                      "[batch_index, x1, y1, x2, y2], got " + shape_str(rs)};
+    }
+    if (!fully_known(rs)) return;
+    (*out)[0] = {rs[0], static_cast<unsigned>(p.output_dim), static_cast<unsigned>(p.pooled),
+                 static_cast<unsigned>(p.pooled)};
+  });
+}
+
+MXReturnValue fused_infer_type(const Attrs& attrs, std::vector<int>* in, std::vector<int>* out) {
+  return same_float_type(kFusedOp, {"data", "rois", "weight", "bias"}, in, out);
+}
+
+MXReturnValue fused_forward(const Attrs& attrs, std::vector<MXTensor>* in,
+                            std::vector<MXTensor>* out, const OpResource& res) {
+  ThreadScope threads;
+  {
+    PoolParam p;
+    try { p = parse_pool(attrs, true, true); } catch (const AttrError& e) { MX_ERROR_MSG << e.msg; return MX_FAIL; }
+    if (static_cast<int>(in->size()) != p.n_in || static_cast<int>(out->size()) != p.n_out ||
+        !verify_shapes(kFusedOp, attrs, fused_infer_shape, in, 0, p.n_in, {&(*out)[0]}))
+      return MX_FAIL;
+  }
+  return guarded([&] {
+    PoolParam p = parse_pool(attrs, true, true);
+    MXTensor& data = (*in)[0];
+    MXTensor& rois = (*in)[1];
+    dcn::cpu::PoolGeom g = pool_geom(p, data, rois, nullptr);
+    auto run = [&](auto tag) {
+      typedef decltype(tag) T;
+      check_rois(kFusedOp, rois.data<T>(), g.R, g.N);
+      void* ws = pool_workspace(kFusedOp, dcn::cpu::conv1x1_dpsroi_workspace_bytes<T>(g), res);
+      dcn::cpu::conv1x1_dpsroi_forward<T>(g, data.data<T>(), rois.data<T>(),
+                                          (*in)[2].data<T>(), (*in)[3].data<T>(),
+                                          (*out)[0].data<T>(), ws);
+    };
+    if (data.dtype == mxnet::ext::kFloat32) run(float());
+    else if (data.dtype == mxnet::ext::kFloat64) run(double());
+    else throw AttrError{std::string(kFusedOp) + ": only float32 and float64 are supported"};
+  });
+}
+
 }  // namespace
 
 #ifdef DCN_WITH_CUDA
@@ -1019,6 +1097,12 @@ REGISTER_OP(dcn_PSROIPooling)
     .setForward(pool_forward<false>, "cpu")
     .setBackward(pool_backward<false>, "cpu")
     DCN_GPU(pool_forward_gpu<false>, pool_backward_gpu<false>);
+
+REGISTER_OP(dcn_Conv1x1DeformablePSROIPooling)
+    .setParseAttrs(fused_parse)
+    .setInferType(fused_infer_type)
+    .setInferShape(fused_infer_shape)
+    .setForward(fused_forward, "cpu");
 
 MXReturnValue initialize(int version) {
   if (version < 10700) {

@@ -37,8 +37,9 @@ struct PoolParam {
 /*! \brief parse + validate (Modulated)DeformableConvolution arguments; throws AttrError */
 ConvParam parse_conv(const Attrs& attrs, bool modulated);
 
-/*! \brief parse + validate (Deformable)PSROIPooling arguments; throws AttrError */
-PoolParam parse_pool(const Attrs& attrs, bool deformable);
+/*! \brief parse + validate (Deformable)PSROIPooling arguments (fused: those of
+ *  Conv1x1DeformablePSROIPooling, no_trans implied); throws AttrError */
+PoolParam parse_pool(const Attrs& attrs, bool deformable, bool fused = false);
 
 }  // namespace dcn_ext
 

@@ -147,6 +147,64 @@ def test_rfcn_head_symbol_matches_builtin():
         _close(a, b, n)
 
 
+# ------------------------------------------------- fused 1x1 convolution + no_trans pooling
+
+FUSED_CASES = [
+    # N, C, H, W, output_dim, group, pooled, samples, R, dtype
+    (1, 16, 10, 12, 4, 7, 7, 4, 20, np.float32),    # R-FCN offset branch geometry
+    (2, 33, 9, 17, 3, 3, 3, 2, 40, np.float32),     # batch of 2, group 3
+    (2, 20, 8, 11, 5, 1, 4, 3, 25, np.float32),     # group 1
+    (2, 12, 7, 9, 2, 2, 4, 4, 30, np.float64),      # group < pooled, float64
+]
+
+
+@pytest.mark.parametrize('case', range(len(FUSED_CASES)))
+def test_fused_conv1x1_pooling_equals_convolution_then_pooling(case):
+    N, C, H, W, D, G, P, S, R, dt = FUSED_CASES[case]
+    rng = np.random.default_rng(100 + case)
+    data = mx.nd.array(rng.standard_normal((N, C, H, W)), dtype=dt)
+    weight = mx.nd.array(rng.standard_normal((D * G * G, C, 1, 1)) * 0.3, dtype=dt)
+    bias = mx.nd.array(rng.standard_normal(D * G * G), dtype=dt)
+    rois_np = _rois(rng, R, N, H, W, 8).astype(dt)
+    rois_np[0, 1:] = [-400, -400, -300, -300]  # entirely outside the map: every bin is 0
+    rois = mx.nd.array(rois_np, dtype=dt)
+    args = dict(spatial_scale=0.125, output_dim=D, group_size=G, pooled_size=P, part_size=P,
+                sample_per_part=S)
+    conv = mx.nd.Convolution(data, weight, bias, kernel=(1, 1), num_filter=D * G * G)
+    ref = mx.nd.contrib.DeformablePSROIPooling(conv, rois, no_trans=True, **args).asnumpy()
+    ours_unfused = dnd.DeformablePSROIPooling(conv, rois, no_trans=True, **args).asnumpy()
+    fused = dnd.Conv1x1DeformablePSROIPooling(data, rois, weight, bias, **args)
+    assert fused.shape == (R, D, P, P) and fused.dtype == dt
+    fused = fused.asnumpy()
+    assert np.all(fused[0] == 0)
+    assert np.abs(ref[1:]).max() > 0.1
+    tol = 1e-4 if dt == np.float32 else 1e-10
+    _close(fused, ref, 'fused vs built-in', tol)
+    _close(fused, ours_unfused, 'fused vs unfused', tol)
+
+
+def test_fused_conv1x1_pooling_symbol_infers_parameters():
+    feat, rois = mx.sym.var('feat'), mx.sym.var('rois')
+    s = dsym.Conv1x1DeformablePSROIPooling(data=feat, rois=rois, name='off', spatial_scale=0.0625,
+                                           output_dim=4, group_size=7, pooled_size=7,
+                                           sample_per_part=4)
+    assert s.list_arguments() == ['feat', 'rois', 'off_weight', 'off_bias']
+    args, outs, _ = s.infer_shape(feat=(1, 24, 5, 6), rois=(9, 5))
+    assert args[2:] == [(196, 24, 1, 1), (196,)] and outs == [(9, 4, 7, 7)]
+    _raises(lambda: dnd.Conv1x1DeformablePSROIPooling(
+        mx.nd.ones((1, 8, 6, 6)), mx.nd.array([[0, 1, 1, 40, 40]]), mx.nd.ones((7, 8, 1, 1)),
+        mx.nd.ones(8), spatial_scale=0.125, output_dim=2, group_size=2, pooled_size=2),
+        "'weight'", '(8, 8, 1, 1)')
+    _raises(lambda: dnd.Conv1x1DeformablePSROIPooling(
+        mx.nd.ones((1, 8, 6, 6)), mx.nd.ones((1, 4)), mx.nd.ones((8, 8, 1, 1)), mx.nd.ones(8),
+        spatial_scale=0.125, output_dim=2, group_size=2, pooled_size=2), "'rois'", '5')
+    with pytest.raises(TypeError, match='no_trans'):
+        dnd.Conv1x1DeformablePSROIPooling(mx.nd.ones((1, 8, 6, 6)), mx.nd.ones((1, 5)),
+                                          mx.nd.ones((8, 8, 1, 1)), mx.nd.ones(8),
+                                          spatial_scale=0.125, output_dim=2, group_size=2,
+                                          pooled_size=2, no_trans=True)
+
+
 # ---------------------------------------------------------------------------- bad input
 
 def _raises(fn, *words):

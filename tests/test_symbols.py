@@ -502,3 +502,46 @@ def test_deform_conv_demo_outputs_offsets(spec):
     assert all(released['arg_params'][k] == v for k, v in arg.items())
     assert all(released['aux_params'][k] == v for k, v in aux.items())
     assert 'res5c_branch2b_offset_weight' in arg and 'res5c_branch2c_weight' not in arg
+
+
+# ------------------------------------------------------------------------- fused offset branch
+@pytest.mark.skipif(not os.path.isfile(LIB), reason='operator library not built (./init.sh)')
+def test_cpu_test_network_fuses_offset_branch_with_same_detections(monkeypatch):
+    """Deformable R-FCN's test network on the CPU computes each part-offset branch with the
+    fused Conv1x1DeformablePSROIPooling (no 2*7*7*C-channel map); the GPU layout keeps the
+    convolution and the pooling. Same parameters, same outputs."""
+    import dcn.symbols.detector as detector
+    cfg = _cfg('rfcn/cfgs/shapes_mini_rfcn_dcn.yaml', builtin=False)
+    net = _network(cfg)
+    fused = net.get_symbol(cfg, is_train=False)
+    monkeypatch.setattr(detector, 'mxnet_has_cuda', lambda: True)
+    plain = net.get_symbol(update_config(cfg, {'gpus': '0'}), is_train=False)
+    monkeypatch.undo()
+
+    def ops(sym):
+        return [n['op'] for n in json.loads(sym.tojson())['nodes']]
+    assert ops(fused).count('dcn_Conv1x1DeformablePSROIPooling') == 2
+    assert ops(plain).count('dcn_Conv1x1DeformablePSROIPooling') == 0
+    assert 'rfcn_cls_offset_t_output' not in fused.get_internals().list_outputs()
+    assert 'rfcn_cls_offset_t_output' in plain.get_internals().list_outputs()
+    assert fused.list_arguments() == plain.list_arguments()
+    assert net.get_symbol(cfg, is_train=True).get_internals()['rfcn_cls_offset_t_output'] \
+        is not None  # the training network keeps both layers (the fused one has no backward)
+
+    arg_params, aux_params = {}, {}
+    net.init_weight(cfg, arg_params, aux_params)
+    rng = np.random.RandomState(3)
+    for name in ('rfcn_cls_offset_t_weight', 'rfcn_bbox_offset_t_weight'):  # zero at init
+        arg_params[name] = mx.nd.array(rng.normal(0, 0.05, arg_params[name].shape))
+    data = rng.uniform(-100, 100, (1, 3, 160, 192))
+    results = []
+    for sym in (fused, plain):
+        ex = sym.simple_bind(mx.cpu(), grad_req='null', data=data.shape, im_info=(1, 3))
+        ex.copy_params_from(arg_params, aux_params)
+        ex.arg_dict['data'][:] = data
+        ex.arg_dict['im_info'][:] = [[160, 192, 1.0]]
+        outs = [o.asnumpy() for o in ex.forward(is_train=False)]
+        results.append(outs)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert np.abs(results[0][2]).max() > 0

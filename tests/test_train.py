@@ -27,7 +27,7 @@ def test_lr_schedule():
                                                      'warmup': True, 'warmup_lr': 0.001,
                                                      'warmup_step': 4}})
     lr, sched = lr_schedule(cfg, 0, 10)
-    sched.base_lr = lr
+    assert sched.base_lr == lr  # the optimizer gets the same value: nothing is overridden
     assert lr == 0.1 and sched.step == [15, 30]
     assert sched(3) == 0.001 and sched(4) == 0.1 and sched(15) == 0.1
     assert abs(sched(16) - 0.01) < 1e-12 and abs(sched(31) - 0.001) < 1e-12

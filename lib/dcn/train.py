@@ -126,6 +126,7 @@ def lr_schedule(cfg, begin_epoch, iters_per_epoch):
     warmup = bool(train.warmup) and begin_epoch == 0
     sched = WarmupMultiFactorScheduler(iters, factor, warmup, float(train.warmup_lr),
                                        int(train.warmup_step))
+    sched.base_lr = lr  # the optimizer is given the same value (no override message)
     return lr, sched
 
 

@@ -8,7 +8,10 @@
   ``DeformableConvolution``, ``ModulatedDeformableConvolution``, ``DeformablePSROIPooling``,
   ``PSROIPooling``;
 - ``dcn.ops.sym_ops(builtin=False)``: a namespace holding the four symbol functions, either
-  these or MXNet's ``mx.sym.contrib`` ones.
+  these or MXNet's ``mx.sym.contrib`` ones;
+- ``Conv1x1DeformablePSROIPooling`` (``nd`` and ``sym``; no built-in counterpart): the
+  ``no_trans`` DeformablePSROIPooling of a 1x1 convolution computed without the
+  convolution's output map (forward only, CPU), used by the CPU test networks.
 
 The operators are registered in MXNet as ``dcn_<X>``. If the library is missing or was built
 for another MXNet version, using any of them raises :class:`OperatorLibraryError` (asking to
@@ -23,12 +26,12 @@ import types
 import mxnet as mx
 
 from ._library import (OperatorLibraryError, load_library, is_loaded, LIB_PATH, OP_NAMES,
-                       OP_PREFIX)
+                       EXTRA_OP_NAMES, OP_PREFIX)
 from . import nd
 from . import sym
 
 __all__ = ['nd', 'sym', 'sym_ops', 'load_library', 'is_loaded', 'OperatorLibraryError',
-           'LIB_PATH', 'OP_NAMES', 'OP_PREFIX']
+           'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX']
 
 try:
     load_library()
@@ -39,10 +42,9 @@ except OperatorLibraryError:
 
 def sym_ops(builtin=False):
     """Namespace of the four symbol functions: ours (``builtin=False``, loads the library,
-    raising :class:`OperatorLibraryError` if it is unusable) or ``mx.sym.contrib``'s."""
+    raising :class:`OperatorLibraryError` if it is unusable; with the fused
+    ``Conv1x1DeformablePSROIPooling`` too) or ``mx.sym.contrib``'s."""
     if builtin:
-        src = mx.sym.contrib
-    else:
-        load_library()
-        src = sym
-    return types.SimpleNamespace(**{n: getattr(src, n) for n in OP_NAMES})
+        return types.SimpleNamespace(**{n: getattr(mx.sym.contrib, n) for n in OP_NAMES})
+    load_library()
+    return types.SimpleNamespace(**{n: getattr(sym, n) for n in OP_NAMES + EXTRA_OP_NAMES})

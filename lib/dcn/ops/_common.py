@@ -6,6 +6,8 @@ MCONV_PARAMS = CONV_PARAMS + ('im2col_step',)
 DPSROI_PARAMS = ('spatial_scale', 'output_dim', 'group_size', 'pooled_size', 'part_size',
                  'sample_per_part', 'trans_std', 'no_trans')
 PSROI_PARAMS = ('spatial_scale', 'output_dim', 'pooled_size', 'group_size')
+FUSED_PARAMS = ('spatial_scale', 'output_dim', 'group_size', 'pooled_size', 'part_size',
+                'sample_per_part')
 
 
 def as_bool(name, value):

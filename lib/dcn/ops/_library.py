@@ -10,7 +10,8 @@ CPU_LIB_PATH = os.path.join(LIB_DIR, 'libdcn_ops.so')
 CUDA_LIB_PATH = os.path.join(LIB_DIR, 'libdcn_ops_cuda.so')
 
 
-def _mxnet_has_cuda():
+def mxnet_has_cuda():
+    """True when the running MXNet was built with CUDA."""
     try:
         return bool(mx.runtime.Features().is_enabled('CUDA'))
     except Exception:  # noqa: BLE001 - feature query unavailable: assume a CPU build
@@ -18,12 +19,15 @@ def _mxnet_has_cuda():
 
 
 #: the library loaded: the CUDA one when MXNet has CUDA and it was built, else the CPU one
-LIB_PATH = CUDA_LIB_PATH if _mxnet_has_cuda() and os.path.isfile(CUDA_LIB_PATH) else CPU_LIB_PATH
+LIB_PATH = CUDA_LIB_PATH if mxnet_has_cuda() and os.path.isfile(CUDA_LIB_PATH) else CPU_LIB_PATH
 VERSION_PATH = os.path.join(LIB_DIR, 'libdcn_ops.mxnet_version')
 #: prefix of the registered operator names (avoids MXNet's built-in names)
 OP_PREFIX = 'dcn_'
 OP_NAMES = ('DeformableConvolution', 'ModulatedDeformableConvolution',
             'DeformablePSROIPooling', 'PSROIPooling')
+#: operators of the project only (no mx.contrib counterpart): forward-only fusions for the
+#: test networks on the CPU
+EXTRA_OP_NAMES = ('Conv1x1DeformablePSROIPooling',)
 
 _lock = threading.Lock()
 _state = {'loaded': False, 'error': None}
@@ -70,7 +74,7 @@ def load_library():
                 raise OperatorLibraryError(
                     'Loading the deformable operator library %s failed (%s). Rebuild it with '
                     './init.sh.' % (LIB_PATH, str(e).strip().splitlines()[-1] if str(e) else e))
-            missing = [n for n in OP_NAMES if not hasattr(mx.nd, OP_PREFIX + n)]
+            missing = [n for n in OP_NAMES + EXTRA_OP_NAMES if not hasattr(mx.nd, OP_PREFIX + n)]
             if missing:
                 raise OperatorLibraryError(
                     'The deformable operator library %s does not register %s. Rebuild it with '

@@ -73,6 +73,17 @@ def DeformablePSROIPooling_with_count(data=None, rois=None, trans=None, **kwargs
     return res[0], res[1]
 
 
+def Conv1x1DeformablePSROIPooling(data=None, rois=None, weight=None, bias=None, out=None,
+                                  name=None, **kwargs):
+    """``DeformablePSROIPooling(no_trans=True)`` of the 1x1 convolution of ``data`` with
+    ``weight`` (output_dim * group_size^2, C, 1, 1) and ``bias``, without computing the
+    convolution's output map (forward only, CPU)."""
+    op = 'Conv1x1DeformablePSROIPooling'
+    params = C.op_params(op, C.FUSED_PARAMS, kwargs)
+    arrays = _check(op, [('data', data), ('rois', rois), ('weight', weight), ('bias', bias)])
+    return nd_op(op)(*arrays, out=out, **params)
+
+
 def PSROIPooling(data=None, rois=None, out=None, name=None, **kwargs):
     """Position-sensitive RoI pooling (R-FCN), same arguments and result as
     ``mx.nd.contrib.PSROIPooling``."""

@@ -64,6 +64,22 @@ def DeformablePSROIPooling(data=None, rois=None, trans=None, name=None, attr=Non
     return mx.sym.identity(pooled[0], name=name, attr=attr)
 
 
+def Conv1x1DeformablePSROIPooling(data=None, rois=None, weight=None, bias=None, name=None,
+                                  attr=None, **kwargs):
+    """``DeformablePSROIPooling(no_trans=True)`` of a 1x1 convolution (``weight``, ``bias``;
+    created as ``<name>_weight`` / ``<name>_bias`` when omitted) without its output map.
+    Forward only, CPU: for test networks (the training networks keep the two layers)."""
+    op = 'Conv1x1DeformablePSROIPooling'
+    params = C.op_params(op, C.FUSED_PARAMS, kwargs)
+    name = _name(name, op.lower())
+    if weight is None:
+        weight = mx.sym.var(name + '_weight')
+    if bias is None:
+        bias = mx.sym.var(name + '_bias')
+    syms = _check(op, [('data', data), ('rois', rois), ('weight', weight), ('bias', bias)])
+    return sym_op(op)(*syms, name=name, attr=attr, **params)
+
+
 def PSROIPooling(data=None, rois=None, name=None, attr=None, **kwargs):
     """Position-sensitive RoI pooling symbol, as ``mx.sym.contrib.PSROIPooling``."""
     op = 'PSROIPooling'

@@ -12,6 +12,9 @@ import logging
 import mxnet as mx
 import numpy as np
 
+from dcn.config import get_gpu_ids
+from dcn.ops._library import mxnet_has_cuda
+
 from . import heads
 from .ops import get_sym_ops
 from .resnet import RESNET_V1_101, resnet_conv4, resnet_conv5
@@ -67,7 +70,7 @@ class Detector(object):
         self.aux_shape_dict = None
 
     # ------------------------------------------------------------------ network
-    def head(self, conv5, rois, cfg, sym_ops):
+    def head(self, conv5, rois, cfg, sym_ops, is_train):
         """Return (cls_score (R, C), bbox_pred (R, 4*num_reg_classes))."""
         raise NotImplementedError
 
@@ -112,7 +115,7 @@ class Detector(object):
             rois = mx.sym.Variable('rois')
             rois = mx.sym.Reshape(data=rois, shape=(-1, 5), name='rois_reshape')
             conv4, conv5 = self.features(data, cfg, is_train, sym_ops)
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops)
+            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
             cls_prob, bbox_pred = heads.rcnn_test_outputs(cfg, cls_score, bbox_pred)
             self.sym = mx.sym.Group([cls_prob, bbox_pred])
             return self.sym
@@ -132,7 +135,7 @@ class Detector(object):
             rois = rpn_proposal(rpn_act, rpn_bbox_pred, im_info, cfg, True, name='rois')
             rois, label, bbox_target, bbox_weight = proposal_target(
                 rois, gt_boxes, cfg, cfg.dataset.NUM_CLASSES)
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops)
+            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
             cls_prob, bbox_loss, rcnn_label = heads.rcnn_train_outputs(
                 cfg, cls_score, bbox_pred, label, bbox_target, bbox_weight)
             group = mx.sym.Group([rpn_cls_prob, rpn_bbox_loss, cls_prob, bbox_loss,
@@ -140,7 +143,7 @@ class Detector(object):
         else:
             rpn_prob = heads.rpn_test_prob(rpn_cls_score, num_anchors)
             rois = rpn_proposal(rpn_prob, rpn_bbox_pred, im_info, cfg, False, name='rois')
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops)
+            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
             cls_prob, bbox_pred = heads.rcnn_test_outputs(cfg, cls_score, bbox_pred)
             group = mx.sym.Group([rois, cls_prob, bbox_pred])
         self.sym = group
@@ -276,9 +279,13 @@ class RFCN(Detector):
 
     rfcn_hidden = 1024
 
-    def head(self, conv5, rois, cfg, sym_ops):
+    def head(self, conv5, rois, cfg, sym_ops, is_train):
+        # test networks that run on the CPU (an MXNet without CUDA, or no gpus in the
+        # config) fuse the offset convolutions with their pooling (a CPU-only operator)
+        fuse = (not is_train and hasattr(sym_ops, 'Conv1x1DeformablePSROIPooling') and
+                not (get_gpu_ids(cfg) and mxnet_has_cuda()))
         return heads.rfcn_head(conv5, rois, cfg, sym_ops, self.deformable,
-                               num_hidden=self.rfcn_hidden)
+                               num_hidden=self.rfcn_hidden, fuse_offsets=fuse)
 
 
 class FasterRCNN(Detector):
@@ -287,6 +294,6 @@ class FasterRCNN(Detector):
     conv_hidden = 256
     fc_hidden = 1024
 
-    def head(self, conv5, rois, cfg, sym_ops):
+    def head(self, conv5, rois, cfg, sym_ops, is_train):
         return heads.fc2_head(conv5, rois, cfg, sym_ops, self.deformable,
                               conv_hidden=self.conv_hidden, fc_hidden=self.fc_hidden)

@@ -68,13 +68,18 @@ def rpn_train_outputs(cfg, rpn_cls_score, rpn_bbox_pred, rpn_label, rpn_bbox_tar
     return rpn_cls_prob, rpn_bbox_loss, act_reshape
 
 
-def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024):
+def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offsets=False):
     """Position-sensitive score maps pooled per RoI and averaged over the 7x7 bins.
 
     ``conv_new_1`` (1x1) -> ``rfcn_cls`` (7*7*C) and ``rfcn_bbox`` (7*7*4*num_reg_classes).
     Deformable: per-RoI part offsets from ``rfcn_cls_offset_t`` / ``rfcn_bbox_offset_t``
     pooled in no_trans mode, then used as ``trans`` (trans_std 0.1). Returns
     (cls_score (R, C), bbox_pred (R, 4*num_reg_classes)).
+
+    ``fuse_offsets`` (test networks on the CPU, ``sym_ops`` having
+    ``Conv1x1DeformablePSROIPooling``): each offset convolution and its no_trans pooling
+    become one fused node (same parameters ``rfcn_*_offset_t_weight`` / ``_bias``, same
+    output ``rfcn_*_offset``) that never computes the 2*7*7*C-channel offset map.
     """
     p = POOLED_SIZE
     num_classes = cfg.dataset.NUM_CLASSES
@@ -88,18 +93,20 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024):
     rfcn_bbox = mx.sym.Convolution(data=relu_new_1, name='rfcn_bbox',
                                    num_filter=p * p * 4 * nreg, kernel=(1, 1))
     if deformable:
-        cls_offset_t = mx.sym.Convolution(data=relu_new_1, name='rfcn_cls_offset_t',
-                                          num_filter=2 * p * p * num_classes, kernel=(1, 1))
-        bbox_offset_t = mx.sym.Convolution(data=relu_new_1, name='rfcn_bbox_offset_t',
-                                           num_filter=2 * p * p, kernel=(1, 1))
-        cls_offset = sym_ops.DeformablePSROIPooling(
-            name='rfcn_cls_offset', data=cls_offset_t, rois=rois, group_size=p, pooled_size=p,
-            sample_per_part=4, no_trans=True, part_size=p, output_dim=2 * num_classes,
-            spatial_scale=scale)
-        bbox_offset = sym_ops.DeformablePSROIPooling(
-            name='rfcn_bbox_offset', data=bbox_offset_t, rois=rois, group_size=p,
-            pooled_size=p, sample_per_part=4, no_trans=True, part_size=p, output_dim=2,
-            spatial_scale=scale)
+        def part_offsets(name, output_dim):
+            # 1x1 convolution <name>_t (2*7*7*classes channels), pooled in no_trans mode
+            args = dict(rois=rois, group_size=p, pooled_size=p, sample_per_part=4, part_size=p,
+                        output_dim=output_dim, spatial_scale=scale)
+            if fuse_offsets:
+                return sym_ops.Conv1x1DeformablePSROIPooling(
+                    name=name, data=relu_new_1, weight=mx.sym.var(name + '_t_weight'),
+                    bias=mx.sym.var(name + '_t_bias'), **args)
+            offset_t = mx.sym.Convolution(data=relu_new_1, name=name + '_t',
+                                          num_filter=output_dim * p * p, kernel=(1, 1))
+            return sym_ops.DeformablePSROIPooling(name=name, data=offset_t, no_trans=True,
+                                                  **args)
+        cls_offset = part_offsets('rfcn_cls_offset', 2 * num_classes)
+        bbox_offset = part_offsets('rfcn_bbox_offset', 2)
         cls_pooled = sym_ops.DeformablePSROIPooling(
             name='psroipooled_cls_rois', data=rfcn_cls, rois=rois, trans=cls_offset,
             group_size=p, pooled_size=p, sample_per_part=4, no_trans=False, trans_std=0.1,

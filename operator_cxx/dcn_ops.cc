@@ -171,15 +171,23 @@ class AttrReader {
 std::string shape_str(const std::vector<unsigned int>& s) {
   std::ostringstream os;
   os << "(";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  for (size_t i = 0; i < s.size(); ++i) {
+    os << (i ? ", " : "");
+    if (s[i] == static_cast<unsigned>(-1)) os << "?";  // not inferred yet
+    else os << s[i];
+  }
   if (s.size() == 1) os << ",";
   os << ")";
   return os.str();
 }
 
+bool unknown_dim(unsigned d) { return d == 0 || d == static_cast<unsigned>(-1); }
+
 /*!
- * \brief check or set an input shape: unknown (ndim 0) -> set to expected;
- * known -> must equal expected.
+ * \brief check or set an input shape: unknown (ndim 0) -> set to expected; partly
+ * known (the expected rank, some dimensions 0 / -1, e.g. a variable declared with
+ * shape=(512, 0, 3, 3)) -> the unknown dimensions filled in; the known dimensions
+ * must equal the expected ones.
  */
 void check_or_set(const std::string& op, const std::string& arg, std::vector<unsigned int>* s,
                   const std::vector<unsigned int>& expected, const std::string& how) {
@@ -187,16 +195,19 @@ void check_or_set(const std::string& op, const std::string& arg, std::vector<uns
     *s = expected;
     return;
   }
-  if (*s != expected)
+  bool ok = s->size() == expected.size();
+  for (size_t i = 0; ok && i < s->size(); ++i) ok = unknown_dim((*s)[i]) || (*s)[i] == expected[i];
+  if (!ok)
     throw AttrError{op + ": input '" + arg + "' must have shape " + shape_str(expected) + " (" +
                     how + "), got " + shape_str(*s)};
+  *s = expected;
 }
 
 /*! \brief all dimensions known (MXNet passes unknown / zero-size dimensions as 0 or -1) */
 bool fully_known(const std::vector<unsigned int>& s) {
   if (s.empty()) return false;
   for (unsigned d : s)
-    if (d == 0 || d == static_cast<unsigned>(-1)) return false;
+    if (unknown_dim(d)) return false;
   return true;
 }
 

@@ -545,3 +545,31 @@ def test_cpu_test_network_fuses_offset_branch_with_same_detections(monkeypatch):
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     assert np.abs(results[0][2]).max() > 0
+
+
+@pytest.mark.skipif(not os.path.isfile(LIB), reason='operator library not built (./init.sh)')
+@pytest.mark.parametrize('rel', ['rfcn/cfgs/resnet_v1_101_coco_trainval_rfcn_dcn_end2end_ohem.yaml',
+                                 'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml'])
+def test_variables_feeding_our_operators_declare_their_rank(rel):
+    """MXNet 1.9's shape inference for extension operators writes past its buffer for each
+    input of unknown rank: every variable that feeds a dcn_* node (weights, biases; data
+    and rois come from layers) is declared with the operator's rank for that input."""
+    cfg = _cfg(rel, builtin=False)
+    net = _network(cfg)
+    checked = 0
+    for is_train, gpus in ((False, ''), (True, ''), (False, '0')):
+        sym = net.get_symbol(update_config(cfg, {'gpus': gpus}), is_train=is_train)
+        nodes = json.loads(sym.tojson())['nodes']
+        for node in nodes:
+            if not node['op'].startswith('dcn_'):
+                continue
+            for src, _, _ in node['inputs']:
+                var = nodes[src]
+                if var['op'] != 'null':
+                    continue
+                shape = var.get('attrs', {}).get('__shape__')
+                assert shape is not None, (node['name'], var['name'])
+                rank = len([d for d in shape.strip('()').split(',') if d.strip()])
+                assert rank == (1 if var['name'].endswith('_bias') else 4), (var['name'], shape)
+                checked += 1
+    assert checked >= 3

@@ -6,6 +6,8 @@ MCONV_PARAMS = CONV_PARAMS + ('im2col_step',)
 DPSROI_PARAMS = ('spatial_scale', 'output_dim', 'group_size', 'pooled_size', 'part_size',
                  'sample_per_part', 'trans_std', 'no_trans')
 PSROI_PARAMS = ('spatial_scale', 'output_dim', 'pooled_size', 'group_size')
+# rank of every input (the extension API cannot tell a 0-d array from an unknown shape)
+INPUT_NDIM = {'data': 4, 'offset': 4, 'mask': 4, 'weight': 4, 'bias': 1, 'rois': 2, 'trans': 4}
 FUSED_PARAMS = ('spatial_scale', 'output_dim', 'group_size', 'pooled_size', 'part_size',
                 'sample_per_part')
 

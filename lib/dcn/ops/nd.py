@@ -5,8 +5,7 @@ from . import _common as C
 from ._library import nd_op
 
 
-# rank of every input (the extension API cannot tell a 0-d array from an unknown shape)
-_NDIM = {'data': 4, 'offset': 4, 'mask': 4, 'weight': 4, 'bias': 1, 'rois': 2, 'trans': 4}
+_NDIM = C.INPUT_NDIM
 
 
 def _check(op, inputs):

@@ -98,9 +98,11 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offse
             args = dict(rois=rois, group_size=p, pooled_size=p, sample_per_part=4, part_size=p,
                         output_dim=output_dim, spatial_scale=scale)
             if fuse_offsets:
+                rows = output_dim * p * p
                 return sym_ops.Conv1x1DeformablePSROIPooling(
-                    name=name, data=relu_new_1, weight=mx.sym.var(name + '_t_weight'),
-                    bias=mx.sym.var(name + '_t_bias'), **args)
+                    name=name, data=relu_new_1,
+                    weight=mx.sym.var(name + '_t_weight', shape=(rows, num_hidden, 1, 1)),
+                    bias=mx.sym.var(name + '_t_bias', shape=(rows,)), **args)
             offset_t = mx.sym.Convolution(data=relu_new_1, name=name + '_t',
                                           num_filter=output_dim * p * p, kernel=(1, 1))
             return sym_ops.DeformablePSROIPooling(name=name, data=offset_t, no_trans=True,

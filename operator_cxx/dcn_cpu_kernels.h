@@ -1011,6 +1011,26 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
  * 8 times fewer).  A bin without an in-map sample is 0, as in the pooling.
  * g.C is the input channel count; g.no_trans must be true.
  */
+/*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len] */
+inline void weighted_row_sum(int len, int n, const float* const* rows, const float* w,
+                             float* dst) {
+#ifdef DCN_HAVE_AVX512_GEMM
+  if (avx512::available()) {
+    avx512::weighted_row_sum(len, n, rows, w, dst);
+    return;
+  }
+#endif
+  std::fill(dst, dst + len, 0.f);
+  for (int k = 0; k < n; ++k)
+    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
+}
+inline void weighted_row_sum(int len, int n, const double* const* rows, const double* w,
+                             double* dst) {
+  std::fill(dst, dst + len, 0.0);
+  for (int k = 0; k < n; ++k)
+    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
+}
+
 template <typename T>
 int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
@@ -1055,7 +1075,8 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
 #pragma omp parallel if (static_cast<int64_t>(R) * C > 16384)
     {
       std::vector<int> cx(maxc), cy(maxc);
-      std::vector<T> wx(maxc), wy(maxc);
+      std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
+      std::vector<const T*> rows(maxc * maxc);
 #pragma omp for schedule(static)
       for (int r = 0; r < R; ++r) {
         const RoIInfo<T>& in = w.info[r];
@@ -1065,19 +1086,22 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
         const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
         T* f = feat + static_cast<int64_t>(r) * C;
-        std::fill(f, f + C, T(0));
         cnt[r] = nx * ny;
-        if (cnt[r] == 0) continue;
+        if (cnt[r] == 0) {
+          std::fill(f, f + C, T(0));
+          continue;
+        }
+        // the bin's cells: input vectors (rows of xt) and weights / count
         const T inv = T(1) / static_cast<T>(cnt[r]);
         const T* base = xt + static_cast<int64_t>(in.batch) * hw * C;
+        int n = 0;
         for (int iy = 0; iy < ncy; ++iy) {
-          const T a = wy[iy] * inv;
-          for (int ix = 0; ix < ncx; ++ix) {
-            const T wt = a * wx[ix];
-            const T* src = base + (static_cast<int64_t>(cy[iy]) * g.W + cx[ix]) * C;
-            for (int c = 0; c < C; ++c) f[c] += wt * src[c];
+          for (int ix = 0; ix < ncx; ++ix, ++n) {
+            cw[n] = wy[iy] * inv * wx[ix];
+            rows[n] = base + (static_cast<int64_t>(cy[iy]) * g.W + cx[ix]) * C;
           }
         }
+        weighted_row_sum(C, n, rows.data(), cw.data(), f);
       }
     }
     const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);

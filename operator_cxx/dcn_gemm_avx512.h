@@ -65,12 +65,13 @@ struct MatrixPanel {
           for (int c = w; c < NR; ++c) d[c] = 0.f;
         }
       }
-    } else {  // op(B)[k][j] = b[j * ldb + k]
-      for (int k = 0; k < kc; ++k) {
-        float* d = dst + k * NR;
-        for (int c = 0; c < w; ++c) d[c] = b[static_cast<int64_t>(j + c) * ldb + k0 + k];
-        for (int c = w; c < NR; ++c) d[c] = 0.f;
+    } else {  // op(B)[k][j] = b[j * ldb + k]: each stored row read contiguously
+      for (int c = 0; c < w; ++c) {
+        const float* src = b + static_cast<int64_t>(j + c) * ldb + k0;
+        for (int k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
       }
+      for (int c = w; c < NR; ++c)
+        for (int k = 0; k < kc; ++k) dst[k * NR + c] = 0.f;
     }
   }
 };
@@ -234,6 +235,27 @@ void sgemm_gen(bool ta, int m, int n, int k, const float* a, int lda, const Pane
 inline void sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
                   int ldb, float beta, float* c, int ldc) {
   sgemm_gen(ta, m, n, k, a, lda, MatrixPanel{tb, b, ldb}, beta, c, ldc);
+}
+
+/*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len], 16 lanes at a time, accumulated in
+ *  registers (each row read once, dst written once) */
+__attribute__((target("avx512f"))) inline void weighted_row_sum(int len, int n,
+                                                                const float* const* rows,
+                                                                const float* w, float* dst) {
+  int c = 0;
+  for (; c + 16 <= len; c += 16) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < n; ++k)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k]), _mm512_loadu_ps(rows[k] + c), acc);
+    _mm512_storeu_ps(dst + c, acc);
+  }
+  if (c < len) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (len - c)) - 1u);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < n; ++k)
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(w[k]), _mm512_maskz_loadu_ps(m, rows[k] + c), acc);
+    _mm512_mask_storeu_ps(dst + c, m, acc);
+  }
 }
 
 }  // namespace avx512

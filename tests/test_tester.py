@@ -92,3 +92,18 @@ def test_pred_eval_nms_cap_and_cache(tmp_path):
     imdb2 = FakeIMDB(str(tmp_path))
     pred_eval(None, Data(), imdb2, cfg, ignore_cache=False)  # served from the cache
     np.testing.assert_array_equal(imdb2.received[2][1], boxes[2][1])
+    # another model (or other test settings): detected again, never the stale cache
+    flat = np.full_like(scores, 0.25)
+    pred2 = FakePredictor({'rois_output': rois,
+                           'cls_prob_reshape_output': np.stack([flat, flat]),
+                           'bbox_pred_reshape_output': np.zeros((2, 4, 12), np.float32)})
+    for model, test_cfg in (({'params': '/m/e2e-0002.params'}, cfg),
+                            (None, update_config(cfg, {'TEST': {'NMS': 0.5}}))):
+        imdb3 = FakeIMDB(str(tmp_path))
+        pred_eval(pred2, Data(), imdb3, test_cfg, ignore_cache=False, model=model)
+        assert np.all(imdb3.received[1][0][:, 4] == 0.25)
+    # a detections file without its key file is not trusted
+    os.remove(cache[:-len('.pkl')] + '.key.json')
+    imdb4 = FakeIMDB(str(tmp_path))
+    pred_eval(pred, Data(), imdb4, cfg, ignore_cache=False)
+    np.testing.assert_allclose(imdb4.received[1][0][:, 4], [0.9, 0.7])

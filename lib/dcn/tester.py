@@ -8,6 +8,7 @@
   and the per-image detection cap, caches the detections and evaluates them.
 * :func:`test_net` does all of the above for a saved checkpoint.
 """
+import json
 import logging
 import os
 import pickle
@@ -19,7 +20,8 @@ import numpy as np
 from dcn.bbox import bbox_pred, clip_boxes
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
 
-__all__ = ['Predictor', 'im_detect', 'pred_eval', 'test_net', 'class_boxes', 'nms_for_config']
+__all__ = ['Predictor', 'im_detect', 'pred_eval', 'test_net', 'class_boxes', 'nms_for_config',
+           'model_id']
 
 _log = logging.getLogger(__name__)
 
@@ -137,26 +139,66 @@ def _detections_file(imdb, output_dir):
     return os.path.join(directory, imdb.name + '_detections.pkl')
 
 
+def model_id(prefix, epoch):
+    """Identity of checkpoint ``prefix``-``epoch`` for the detection cache (path, size, mtime)."""
+    path = os.path.abspath('%s-%04d.params' % (prefix, epoch))
+    st = os.stat(path)
+    return {'params': path, 'size': st.st_size, 'mtime_ns': st.st_mtime_ns}
+
+
+def _cache_key(imdb, cfg, thresh, max_per_image, model):
+    """What the cached detections depend on: model, images and every test setting."""
+    test = {k: cfg.TEST[k] for k in sorted(cfg.TEST)}
+    return json.loads(json.dumps({
+        'model': model, 'imdb': imdb.name, 'num_images': int(imdb.num_images),
+        'thresh': float(thresh), 'max_per_image': int(max_per_image), 'TEST': test,
+        'SCALES': cfg.get('SCALES'), 'CLASS_AGNOSTIC': bool(cfg.CLASS_AGNOSTIC),
+        'PIXEL_MEANS': cfg.network.get('PIXEL_MEANS'), 'symbol': cfg.get('symbol'),
+        'BUILTIN_OPS': bool(cfg.network.get('BUILTIN_OPS', False))}, default=str))
+
+
+def _cached_detections(det_file, key, logger):
+    """The cached all_boxes when its key file matches ``key``, else None (says why)."""
+    key_file = det_file[:-len('.pkl')] + '.key.json'
+    if not os.path.isfile(det_file):
+        return None
+    try:
+        with open(key_file) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        logger.info('detections in %s not reused: no valid %s', det_file, key_file)
+        return None
+    if saved != key:
+        changed = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
+        logger.info('detections in %s not reused: %s changed', det_file, ', '.join(changed))
+        return None
+    with open(det_file, 'rb') as f:
+        return pickle.load(f)
+
+
 def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=None,
-              ignore_cache=True, output_dir=None, max_per_image=None):
+              ignore_cache=True, output_dir=None, max_per_image=None, model=None):
     """Detect on every image of ``test_data`` and evaluate with ``imdb``.
 
     ``all_boxes[cls][image]`` is an (k, 5) float32 array (x1, y1, x2, y2, score); it
-    is cached (pickle) in ``output_dir`` (default ``imdb.result_path``) and reused
-    unless ``ignore_cache``. Returns ``imdb.evaluate_detections(all_boxes)``.
+    is cached (pickle) in ``output_dir`` (default ``imdb.result_path``), with a key file
+    ``<name>_detections.key.json`` naming what it depends on (``model``: e.g.
+    :func:`model_id` of the checkpoint; the images; the test settings), and reused unless
+    ``ignore_cache`` or the key differs. Returns ``imdb.evaluate_detections(all_boxes)``.
     """
     logger = logger or _log
     det_file = _detections_file(imdb, output_dir)
-    if not ignore_cache and os.path.isfile(det_file):
-        with open(det_file, 'rb') as f:
-            all_boxes = pickle.load(f)
-        logger.info('loaded detections from %s', det_file)
-        return _evaluate(imdb, all_boxes, logger)
+    if max_per_image is None:
+        max_per_image = int(cfg.TEST.get('max_per_image', 100))
+    key = _cache_key(imdb, cfg, thresh, max_per_image, model)
+    if not ignore_cache:
+        all_boxes = _cached_detections(det_file, key, logger)
+        if all_boxes is not None:
+            logger.info('loaded detections from %s', det_file)
+            return _evaluate(imdb, all_boxes, logger)
 
     num_images = imdb.num_images
     num_classes = imdb.num_classes
-    if max_per_image is None:
-        max_per_image = int(cfg.TEST.get('max_per_image', 100))
     agnostic = bool(cfg.CLASS_AGNOSTIC)
     nms = nms_for_config(cfg)
     all_boxes = [[np.zeros((0, 5), dtype=np.float32) for _ in range(num_images)]
@@ -214,7 +256,16 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     def _write(tmp):
         with open(tmp, 'wb') as f:
             pickle.dump(all_boxes, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _write_key(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(key, f, indent=1, sort_keys=True)
+    # the key goes first and comes back last: a crash in between leaves no matching pair
+    key_file = det_file[:-len('.pkl')] + '.key.json'
+    if os.path.exists(key_file):
+        os.remove(key_file)
     atomic_write(det_file, _write)
+    atomic_write(key_file, _write_key)
     logger.info('wrote detections to %s', det_file)
     return _evaluate(imdb, all_boxes, logger)
 
@@ -275,7 +326,8 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
                               aux_params=aux_params)
         tic = time.time()
         results = pred_eval(predictor, test_data, imdb, cfg, vis=vis, thresh=thresh,
-                            logger=logger, ignore_cache=ignore_cache, output_dir=output_dir)
+                            logger=logger, ignore_cache=ignore_cache, output_dir=output_dir,
+                            model=model_id(prefix, epoch))
         logger.info('tested %d images in %.1fs', imdb.num_images, time.time() - tic)
         return results
     finally:

@@ -45,8 +45,10 @@ echo "tests/asan_check.sh: building the ASan operator library in $WORK"
 p1=$!
 # MXNet's extension glue is not instrumented: MXNet 1.9's C API lays out the input shapes
 # of an extension operator in a buffer sized by the sum of their ndim, where an unknown
-# shape counts -1 (any simple_bind that infers weight shapes), and lib_api.cc then reads
-# past that buffer; that is MXNet's bug, not ours, and would stop every run here
+# shape counts -1, writes the known ones past its end (libmxnet.so) and lib_api.cc reads
+# them back. That is MXNet's bug, not ours; the symbol wrappers declare the rank of every
+# variable they see so that no input reaches it with an unknown rank (operator_cxx/README.md),
+# but a test that binds partly unknown shapes on purpose would still stop the run here
 "$CXX" "${GLUE_FLAGS[@]}" -c "$MX_DIR/src/lib_api.cc" -o "$WORK/lib_api.o" &
 p2=$!
 wait $p1 || die "compiling dcn_ops.cc failed"

@@ -243,6 +243,22 @@ __attribute__((target("avx512f"))) inline void weighted_row_sum(int len, int n,
                                                                 const float* const* rows,
                                                                 const float* w, float* dst) {
   int c = 0;
+  for (; c + 64 <= len; c += 64) {  // four independent accumulation chains
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int k = 0; k < n; ++k) {
+      const __m512 wk = _mm512_set1_ps(w[k]);
+      const float* r = rows[k] + c;
+      a0 = _mm512_fmadd_ps(wk, _mm512_loadu_ps(r), a0);
+      a1 = _mm512_fmadd_ps(wk, _mm512_loadu_ps(r + 16), a1);
+      a2 = _mm512_fmadd_ps(wk, _mm512_loadu_ps(r + 32), a2);
+      a3 = _mm512_fmadd_ps(wk, _mm512_loadu_ps(r + 48), a3);
+    }
+    _mm512_storeu_ps(dst + c, a0);
+    _mm512_storeu_ps(dst + c + 16, a1);
+    _mm512_storeu_ps(dst + c + 32, a2);
+    _mm512_storeu_ps(dst + c + 48, a3);
+  }
   for (; c + 16 <= len; c += 16) {
     __m512 acc = _mm512_setzero_ps();
     for (int k = 0; k < n; ++k)

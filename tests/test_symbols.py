@@ -511,7 +511,10 @@ def test_cpu_test_network_fuses_offset_branch_with_same_detections(monkeypatch):
     fused Conv1x1DeformablePSROIPooling (no 2*7*7*C-channel map); the GPU layout keeps the
     convolution and the pooling. Same parameters, same outputs."""
     import dcn.symbols.detector as detector
-    cfg = _cfg('rfcn/cfgs/shapes_mini_rfcn_dcn.yaml', builtin=False)
+    # 21 classes: 42 class-offset outputs per bin (fused); the 2 box-offset outputs are not
+    cfg = update_config(_cfg('rfcn/cfgs/shapes_mini_rfcn_dcn.yaml', builtin=False),
+                        {'dataset': {'NUM_CLASSES': 21}})
+    assert 2 * 21 >= heads.FUSE_MIN_OUTPUT_DIM > 2
     net = _network(cfg)
     fused = net.get_symbol(cfg, is_train=False)
     monkeypatch.setattr(detector, 'mxnet_has_cuda', lambda: True)
@@ -520,9 +523,10 @@ def test_cpu_test_network_fuses_offset_branch_with_same_detections(monkeypatch):
 
     def ops(sym):
         return [n['op'] for n in json.loads(sym.tojson())['nodes']]
-    assert ops(fused).count('dcn_Conv1x1DeformablePSROIPooling') == 2
+    assert ops(fused).count('dcn_Conv1x1DeformablePSROIPooling') == 1
     assert ops(plain).count('dcn_Conv1x1DeformablePSROIPooling') == 0
     assert 'rfcn_cls_offset_t_output' not in fused.get_internals().list_outputs()
+    assert 'rfcn_bbox_offset_t_output' in fused.get_internals().list_outputs()
     assert 'rfcn_cls_offset_t_output' in plain.get_internals().list_outputs()
     assert fused.list_arguments() == plain.list_arguments()
     assert net.get_symbol(cfg, is_train=True).get_internals()['rfcn_cls_offset_t_output'] \

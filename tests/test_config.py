@@ -7,8 +7,13 @@ import yaml
 
 from dcn.config import get_contexts, get_scales, load_config, update_config, config_to_dict
 
-REF = sorted(glob.glob('/work/shared/reference-configs/*/*.yaml') +
-             glob.glob(os.path.join(os.path.dirname(__file__), '..', 'experiments', '*', 'cfgs', '*.yaml')))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the original experiment files (shared/ beside the checkout) and ours
+_SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
+if not os.path.isdir(_SHARED):
+    _SHARED = '/work/shared/reference-configs'
+REF = sorted(glob.glob(os.path.join(_SHARED, '*', '*.yaml')) +
+             glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', '*.yaml')))
 
 
 def _write(tmp_path, text, name='exp.yaml'):

@@ -998,19 +998,6 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
 /* 1x1 convolution + no_trans deformable PS RoI pooling, fused (inference)   */
 /* ------------------------------------------------------------------------ */
 
-/*
- * out = DeformablePSROIPooling(no_trans)(Convolution1x1(data; weight, bias)) without the
- * convolution's output map.  For fixed RoIs both are linear in the data, and the
- * bilinear weights of a bin's samples, divided by their count, sum to one: the bin
- * average of the convolution is the convolution of the bin average of the input.  So
- * per bin (ph, pw): F (R x C) = the RoIs' pooled input vectors (sampling records
- * applied to the channel-contiguous transposed input), then out_bin = F W_bin^T + b_bin
- * with W_bin the output_dim rows (ctop * group + gh) * group + gw of the weight.  That
- * is R * P^2 * output_dim * C multiply-adds instead of H * W * P^2 * output_dim * C
- * for the convolution (Deformable R-FCN's rfcn_cls_offset_t at 600x1000, 300 RoIs:
- * 8 times fewer).  A bin without an in-map sample is 0, as in the pooling.
- * g.C is the input channel count; g.no_trans must be true.
- */
 /*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len] */
 inline void weighted_row_sum(int len, int n, const float* const* rows, const float* w,
                              float* dst) {
@@ -1031,6 +1018,19 @@ inline void weighted_row_sum(int len, int n, const double* const* rows, const do
     for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
 }
 
+/*
+ * out = DeformablePSROIPooling(no_trans)(Convolution1x1(data; weight, bias)) without the
+ * convolution's output map.  For fixed RoIs both are linear in the data, and the
+ * bilinear weights of a bin's samples, divided by their count, sum to one: the bin
+ * average of the convolution is the convolution of the bin average of the input.  So
+ * per bin (ph, pw): F (R x C) = the RoIs' pooled input vectors (sampling records
+ * applied to the channel-contiguous transposed input), then out_bin = F W_bin^T + b_bin
+ * with W_bin the output_dim rows (ctop * group + gh) * group + gw of the weight.  That
+ * is R * P^2 * output_dim * C multiply-adds instead of H * W * P^2 * output_dim * C
+ * for the convolution (Deformable R-FCN's rfcn_cls_offset_t at 600x1000, 300 RoIs:
+ * 8 times fewer).  A bin without an in-map sample is 0, as in the pooling.
+ * g.C is the input channel count; g.no_trans must be true.
+ */
 template <typename T>
 int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;

@@ -172,8 +172,12 @@ def _cached_detections(det_file, key, logger):
         changed = sorted(k for k in set(saved) | set(key) if saved.get(k) != key.get(k))
         logger.info('detections in %s not reused: %s changed', det_file, ', '.join(changed))
         return None
-    with open(det_file, 'rb') as f:
-        return pickle.load(f)
+    try:
+        with open(det_file, 'rb') as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError) as exc:
+        logger.info('detections in %s not reused: unreadable (%s)', det_file, exc)
+        return None
 
 
 def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=None,

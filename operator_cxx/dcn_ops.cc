@@ -657,6 +657,16 @@ MXReturnValue pool_parse(const Attrs& attrs, int* num_in, int* num_out) {
   });
 }
 
+/*! \brief false while the rois shape is unknown; throws unless it is (num_rois, 5) */
+bool rois_shape_known(const std::string& op, const std::vector<unsigned int>& rs) {
+  if (rs.empty()) return false;
+  if (rs.size() != 2 || (fully_known(rs) && rs[1] != 5)) {
+    throw AttrError{op + ": input 'rois' must have shape (num_rois, 5) with columns "
+                    "[batch_index, x1, y1, x2, y2], got " + shape_str(rs)};
+  }
+  return fully_known(rs);
+}
+
 template <bool DEF>
 MXReturnValue pool_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
   return guarded([&] {
@@ -673,12 +683,7 @@ MXReturnValue pool_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
         throw AttrError{os.str()};
       }
     }
-    if (rs.empty()) return;
-    if (rs.size() != 2 || (fully_known(rs) && rs[1] != 5)) {
-      throw AttrError{op + ": input 'rois' must have shape (num_rois, 5) with columns "
-                      "[batch_index, x1, y1, x2, y2], got " + shape_str(rs)};
-    }
-    if (!fully_known(rs)) return;
+    if (!rois_shape_known(op, rs)) return;
     const unsigned R = rs[0];
     if (DEF && !p.no_trans &&
         check_rank(op, "trans", (*in)[2], 4, "(num_rois, 2 * num_classes, part_size, part_size)")) {
@@ -881,12 +886,7 @@ MXReturnValue fused_infer_shape(const Attrs& attrs, Shapes* in, Shapes* out) {
                    "output_dim * group_size^2, data channels, 1, 1");
     }
     check_or_set(op, "bias", &(*in)[3], {rows}, "output_dim * group_size^2");
-    if (rs.empty()) return;
-    if (rs.size() != 2 || (fully_known(rs) && rs[1] != 5)) {
-      throw AttrError{op + ": input 'rois' must have shape (num_rois, 5) with columns "
-                      "[batch_index, x1, y1, x2, y2], got " + shape_str(rs)};
-    }
-    if (!fully_known(rs)) return;
+    if (!rois_shape_known(op, rs)) return;
     (*out)[0] = {rs[0], static_cast<unsigned>(p.output_dim), static_cast<unsigned>(p.pooled),
                  static_cast<unsigned>(p.pooled)};
   });

@@ -139,6 +139,11 @@ def _detections_file(imdb, output_dir):
     return os.path.join(directory, imdb.name + '_detections.pkl')
 
 
+def _key_file(det_file):
+    """The key file beside a detections file: what the detections were computed from."""
+    return det_file[:-len('.pkl')] + '.key.json'
+
+
 def model_id(prefix, epoch):
     """Identity of checkpoint ``prefix``-``epoch`` for the detection cache (path, size, mtime)."""
     path = os.path.abspath('%s-%04d.params' % (prefix, epoch))
@@ -159,7 +164,7 @@ def _cache_key(imdb, cfg, thresh, max_per_image, model):
 
 def _cached_detections(det_file, key, logger):
     """The cached all_boxes when its key file matches ``key``, else None (says why)."""
-    key_file = det_file[:-len('.pkl')] + '.key.json'
+    key_file = _key_file(det_file)
     if not os.path.isfile(det_file):
         return None
     try:
@@ -265,7 +270,7 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
         with open(tmp, 'w') as f:
             json.dump(key, f, indent=1, sort_keys=True)
     # the key goes first and comes back last: a crash in between leaves no matching pair
-    key_file = det_file[:-len('.pkl')] + '.key.json'
+    key_file = _key_file(det_file)
     if os.path.exists(key_file):
         os.remove(key_file)
     atomic_write(det_file, _write)

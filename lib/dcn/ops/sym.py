@@ -1,11 +1,10 @@
 """Symbol entry points of the deformable operators (keyword arguments as ``mx.sym.contrib``).
 
 Omitted ``weight`` / ``bias`` inputs are created as variables ``<name>_weight`` /
-``<name>_bias``; their shapes are inferred from ``data`` when the symbol is bound. They are
-declared with their rank and the dimensions the arguments fix (e.g. ``(512, 0, 3, 3)``, 0 =
-inferred): MXNet 1.9's shape inference for extension operators writes one value past its
-buffer for every input of unknown rank, so no input created here is of unknown rank, and a
-variable passed in without a shape is declared with its rank (all dimensions 0: inferred).
+``<name>_bias``; their shapes are inferred from ``data`` when the symbol is bound. Every
+variable input without a shape (those created here too) is declared with the operator's rank
+for it, all dimensions 0 (= inferred): MXNet 1.9's shape inference for extension operators
+writes one value past its buffer for every input of unknown rank.
 """
 import mxnet as mx
 
@@ -33,34 +32,13 @@ def _name(name, hint):
     return mx.name.NameManager.current.get(name, hint)
 
 
-def _ints(value, n):
-    """``value`` (int, tuple or their string form) as n positive ints, else None."""
-    try:
-        if isinstance(value, str):
-            value = [int(v) for v in value.strip('()[] ').split(',') if v.strip()]
-        elif not isinstance(value, (tuple, list)):
-            value = [int(value)]
-        value = [int(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return tuple(value) if len(value) == n and all(v > 0 for v in value) else None
-
-
-def _param_var(name, shape):
-    """Variable ``name``; declared with ``shape`` (0 = to infer) when the arguments give it."""
-    return mx.sym.var(name, shape=shape) if shape else mx.sym.var(name)
-
-
 def _conv(op, modulated, data, offset, mask, weight, bias, name, attr, kwargs):
     params = C.op_params(op, C.MCONV_PARAMS if modulated else C.CONV_PARAMS, kwargs)
     name = _name(name, op.lower())
-    filters = _ints(params.get('num_filter'), 1)
-    kernel = _ints(params.get('kernel'), 2)
     if weight is None:
-        weight = _param_var(name + '_weight',
-                            filters and kernel and (filters[0], 0) + kernel)
+        weight = mx.sym.var(name + '_weight')
     if bias is None and not C.as_bool('no_bias', params.get('no_bias')):
-        bias = _param_var(name + '_bias', filters)
+        bias = mx.sym.var(name + '_bias')
     syms = _check(op, C.conv_inputs(op, modulated, data, offset, mask, weight, bias, params))
     return sym_op(op)(*syms, name=name, attr=attr, **params)
 
@@ -101,12 +79,10 @@ def Conv1x1DeformablePSROIPooling(data=None, rois=None, weight=None, bias=None, 
     op = 'Conv1x1DeformablePSROIPooling'
     params = C.op_params(op, C.FUSED_PARAMS, kwargs)
     name = _name(name, op.lower())
-    dim, group = _ints(params.get('output_dim'), 1), _ints(params.get('group_size'), 1)
-    rows = dim and group and (dim[0] * group[0] * group[0],)
     if weight is None:
-        weight = _param_var(name + '_weight', rows and rows + (0, 1, 1))
+        weight = mx.sym.var(name + '_weight')
     if bias is None:
-        bias = _param_var(name + '_bias', rows)
+        bias = mx.sym.var(name + '_bias')
     syms = _check(op, [('data', data), ('rois', rois), ('weight', weight), ('bias', bias)])
     return sym_op(op)(*syms, name=name, attr=attr, **params)
 

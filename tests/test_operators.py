@@ -167,22 +167,87 @@ def test_proposal_target_sampling_and_normalisation():
             assert np.all(s_weight[i] == 0) and np.all(s_target[i] == 0)
 
 
-def test_proposal_target_class_agnostic_and_all_rois():
+def _iou(boxes, gts):
+    """(R, G) IoU, legacy +1 pixel convention."""
+    iw = np.minimum(boxes[:, None, 2], gts[None, :, 2]) - np.maximum(boxes[:, None, 0], gts[None, :, 0]) + 1
+    ih = np.minimum(boxes[:, None, 3], gts[None, :, 3]) - np.maximum(boxes[:, None, 1], gts[None, :, 1]) + 1
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = lambda b: (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    return inter / (area(boxes)[:, None] + area(gts)[None, :] - inter)
+
+
+def _all_rois_case(rng, gt_boxes, num_fg, num_bg):
+    """Proposals: ``num_fg`` jittered copies of the gts (IoU >= 0.5), ``num_bg`` far boxes."""
+    fg = gt_boxes[rng.randint(len(gt_boxes), size=num_fg), :4] + rng.uniform(-3, 3, (num_fg, 4))
+    xy = rng.uniform(400, 600, (num_bg, 2))
+    bg = np.hstack([xy, xy + rng.uniform(10, 60, (num_bg, 2))])
+    boxes = rng.permutation(np.vstack([fg, bg]))
+    return boxes.astype(np.float32)
+
+
+def test_proposal_target_all_rois_is_the_original_rule():
+    # TRAIN.BATCH_ROIS -1 (every R-FCN config): the original keeps every proposal and every
+    # gt box once, rois_per_image = R + G and fg_rois_per_image = rois_per_image (no cap)
     cfg = _target_cfg()
     cfg.CLASS_AGNOSTIC = True
     cfg.TRAIN.BATCH_ROIS = -1
-    cfg.TRAIN.FG_FRACTION = 1.0
-    gt = np.array([[[10, 10, 50, 50, 4], [-1, -1, -1, -1, -1]]], np.float32)
-    rois = np.array([[0, 10, 10, 50, 52], [0, 100, 100, 120, 130], [0, 12, 8, 49, 50]],
-                    np.float32)
+    assert cfg.TRAIN.FG_FRACTION == 0.25  # the configs' value: it must not cap anything
+    rng = np.random.RandomState(5)
+    gt = np.array([[30, 40, 130, 160, 2]], np.float32)
+    boxes = _all_rois_case(rng, gt, 150, 150)
+    fg_expected = int(np.sum(_iou(boxes, gt[:, :4]).max(1) >= 0.5)) + 1  # + the gt itself
+    assert fg_expected == 151
+    rois = np.hstack([np.zeros((300, 1), np.float32), boxes])
     out = _run(mx.sym.Group(list(ops.proposal_target(mx.sym.var('rois'), mx.sym.var('gt'), cfg,
-                                                       6))), rois=rois, gt=gt)
+                                                       3))), rois=rois, gt=gt[None])
     s_rois, s_label, s_target, s_weight = out
-    assert s_rois.shape == (5, 5) and s_target.shape == (5, 8)  # 3 rois + 2 gt slots
-    fg = s_label > 0
-    assert np.sum(fg) == 3  # the two overlapping proposals (IoU > 0.8) and the gt itself
-    assert np.all(s_label[fg] == 4)
-    assert np.all(s_weight[fg][:, 4:8] == 1) and np.all(s_weight[fg][:, :4] == 0)
+    assert s_rois.shape == (301, 5)
+    assert np.sum(s_label > 0) == 151 and np.sum(s_label == 0) == 150
+    assert np.all(s_label[:151] > 0)  # foreground first, as the original
+    # every candidate exactly once: the 300 proposals and the gt, no repeated background
+    candidates = np.vstack([boxes, gt[:, :4]])
+    assert len(np.unique(s_rois[:, 1:], axis=0)) == 301
+    np.testing.assert_array_equal(np.sort(s_rois[:, 1:].view('f4,f4,f4,f4'), axis=0),
+                                  np.sort(candidates.view('f4,f4,f4,f4'), axis=0))
+    assert np.all(s_weight[s_label > 0][:, 4:8] == 1) and np.all(s_weight[s_label == 0] == 0)
+
+
+def test_proposal_target_all_rois_counts_real_gt_boxes():
+    # two images, 3 and 1 real gt boxes (the second padded with -1 rows): per image the
+    # R_b + G_b candidates once; the slots of the padding rows are ignored (label -1)
+    cfg = _target_cfg()
+    cfg.TRAIN.BATCH_ROIS = -1
+    cfg.TRAIN.BATCH_IMAGES = 2
+    rng = np.random.RandomState(6)
+    gt = np.full((2, 3, 5), -1, np.float32)
+    gt[0] = [[20, 20, 80, 90, 3], [100, 40, 180, 150, 1], [200, 200, 260, 300, 2]]
+    gt[1, 0] = [50, 60, 150, 170, 4]
+    per_image = 40
+    rois = []
+    for b in range(2):
+        real = gt[b][gt[b, :, 4] > 0]
+        boxes = _all_rois_case(rng, real, 15, per_image - 15)
+        rois.append(np.hstack([np.full((per_image, 1), b, np.float32), boxes]))
+    rois = np.vstack(rois)
+    out = _run(mx.sym.Group(list(ops.proposal_target(mx.sym.var('rois'), mx.sym.var('gt'), cfg,
+                                                       5))), rois=rois, gt=gt)
+    s_rois, s_label, s_target, s_weight = out
+    slots = per_image + 3
+    assert s_rois.shape == (2 * slots, 5)
+    for b, num_gt in ((0, 3), (1, 1)):
+        lab = s_label[b * slots:(b + 1) * slots]
+        r = s_rois[b * slots:(b + 1) * slots]
+        assert np.all(r[:, 0] == b)
+        real = gt[b][gt[b, :, 4] > 0]
+        boxes = rois[rois[:, 0] == b, 1:]
+        fg_expected = int(np.sum(_iou(boxes, real[:, :4]).max(1) >= 0.5)) + num_gt
+        assert np.sum(lab > 0) == fg_expected
+        assert np.sum(lab >= 0) == per_image + num_gt  # every candidate, once
+        assert len(np.unique(r[lab >= 0, 1:], axis=0)) == per_image + num_gt
+        ignored = lab < 0
+        assert np.sum(ignored) == 3 - num_gt
+        assert np.all(s_weight[b * slots:(b + 1) * slots][ignored] == 0)
+        assert np.all(s_target[b * slots:(b + 1) * slots][ignored] == 0)
 
 
 def test_ohem_keeps_highest_loss():

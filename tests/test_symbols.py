@@ -258,7 +258,7 @@ def test_rcnn_losses_without_ohem():
     s = vals['cls_score']
     p = np.exp(s) / np.exp(s).sum(1, keepdims=True)
     np.testing.assert_allclose(prob[0], p, rtol=1e-5, atol=1e-6)
-    # 'batch' normalisation: gradient divided by the number of RoIs
+    # 'valid' normalisation (the original's): gradient divided by the number of RoIs
     np.testing.assert_allclose(grads['cls_score'].asnumpy(),
                                (p - np.eye(C)[vals['label']]) / R, rtol=1e-4, atol=1e-6)
     diff = vals['bbox_pred'] - vals['bbox_target']
@@ -267,6 +267,16 @@ def test_rcnn_losses_without_ohem():
     np.testing.assert_allclose(grads['bbox_pred'].asnumpy(),
                                vals['bbox_weight'] * _smooth_l1_grad(diff, 1.0) / 4,
                                rtol=1e-4, atol=1e-7)
+    # a slot labelled -1 (padding gt row with BATCH_ROIS -1) has no gradient and is not
+    # counted: the others are divided by the 3 valid labels
+    args['label'] = mx.nd.array([0, 1, -1, 1])
+    ex = net.bind(mx.cpu(), args, args_grad=grads,
+                  grad_req={k: ('write' if k in grads else 'null') for k in names})
+    ex.forward(is_train=True)
+    ex.backward()
+    want = (p - np.eye(C)[[0, 1, 0, 1]]) / 3
+    want[2] = 0
+    np.testing.assert_allclose(grads['cls_score'].asnumpy(), want, rtol=1e-4, atol=1e-6)
 
 
 def test_deformable_fc_head_structure():

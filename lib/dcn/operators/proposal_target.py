@@ -2,17 +2,26 @@
 
 Inputs: ``rois`` (R, 5) (batch index, x1, y1, x2, y2) and ``gt_boxes`` (N, G, 5)
 (x1, y1, x2, y2, class; rows with class <= 0 are padding).
-Outputs, with P = rois per image (``batch_rois // batch_images``, or
+Outputs, with P = RoI slots per image (``batch_rois // batch_images``, or
 R / N + G when ``batch_rois`` is -1):
 ``rois_output`` (N * P, 5), ``label`` (N * P,), ``bbox_target`` and
 ``bbox_weight`` (N * P, 4 * num_reg_classes).
 
 Per image the ground-truth boxes are appended to the proposals; RoIs with IoU
->= ``fg_thresh`` with some gt are foreground (at most ``fg_fraction * P``,
-sampled), RoIs with IoU in [``bg_thresh_lo``, ``bg_thresh_hi``) background;
-the sample is filled up to P with further RoIs of IoU < ``fg_thresh``, labelled
-background (foreground RoIs left out by the cap are never labelled background).  Targets
-are (dx, dy, dw, dh) to the assigned gt, normalised by ``bbox_means`` /
+>= ``fg_thresh`` with some gt are foreground, RoIs with IoU in
+[``bg_thresh_lo``, ``bg_thresh_hi``) background; the sample is filled up to its
+size with further RoIs of IoU < ``fg_thresh``, labelled background (foreground
+RoIs left out by the cap are never labelled background).
+
+* ``batch_rois`` > 0 (sampling): ``batch_rois / batch_images`` RoIs per image, at
+  most ``round(fg_fraction * that)`` foreground, sampled.
+* ``batch_rois`` -1 (the original's rule for OHEM): every proposal and every real gt
+  box of the image exactly once, with no foreground cap (``R_b + G_b`` RoIs, all
+  foreground RoIs kept).  The output has a fixed ``R / N + G`` slots per image, G
+  being the padded gt count of the batch; the slots of the padding gt rows are
+  labelled -1 (ignored by the softmax and by OHEM) with zero targets and weights.
+
+Targets are (dx, dy, dw, dh) to the assigned gt, normalised by ``bbox_means`` /
 ``bbox_stds`` when ``normalize`` is set, written in the 4 columns of the RoI's
 class (column block 1 for every foreground RoI when ``num_reg_classes`` is 2,
 i.e. class-agnostic regression), with ``bbox_weights`` as weight.
@@ -96,6 +105,16 @@ def sample_rois(rois, gt_boxes, num_classes, rois_per_image, fg_rois_per_image, 
     return sampled.astype(np.float32), labels.astype(np.float32), bbox_targets, bbox_weights
 
 
+def _ignored_slots(sample, count):
+    """``sample`` (rois, labels, bbox_targets, bbox_weights) followed by ``count`` slots
+    ignored by the losses: the last RoI repeated, label -1, zero targets and weights."""
+    rois, labels, targets, weights = sample
+    return (np.vstack((rois, np.repeat(rois[-1:], count, axis=0))),
+            np.concatenate((labels, np.full((count,), -1, dtype=labels.dtype))),
+            np.vstack((targets, np.zeros((count, targets.shape[1]), dtype=targets.dtype))),
+            np.vstack((weights, np.zeros((count, weights.shape[1]), dtype=weights.dtype))))
+
+
 class ProposalTargetOperator(mx.operator.CustomOp):
     def __init__(self, num_classes, batch_images, rois_per_image, fg_fraction, params, seed):
         super(ProposalTargetOperator, self).__init__()
@@ -124,12 +143,20 @@ class ProposalTargetOperator(mx.operator.CustomOp):
             gt_rois = np.hstack((np.full((gt.shape[0], 1), b, dtype=np.float32), gt[:, :4]))
             rois = np.vstack((rois, gt_rois))
             if self._rois_per_image > 0:
-                per_image = self._rois_per_image
+                per_image = slots = self._rois_per_image
+                fg_per_image = int(np.round(self._fg_fraction * per_image))
             else:
-                per_image = per_image_in + gt_all.shape[1]
-            fg_per_image = int(np.round(self._fg_fraction * per_image))
+                # every proposal and every real gt box once, no foreground cap
+                per_image = fg_per_image = rois.shape[0]
+                slots = per_image_in + gt_all.shape[1]
+                if per_image > slots:
+                    raise ValueError('proposal_target: image %d has %d proposals, more than '
+                                     'the %d of its share of the batch' % (
+                                         b, per_image - gt.shape[0], per_image_in))
             res = sample_rois(rois, gt, self._num_classes, per_image, fg_per_image,
                               self._rng, self._params)
+            if slots > per_image:
+                res = _ignored_slots(res, slots - per_image)
             for o, r in zip(outs, res):
                 o.append(r)
         for i in range(4):

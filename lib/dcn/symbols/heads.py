@@ -185,7 +185,7 @@ def rcnn_train_outputs(cfg, cls_score, bbox_pred, label, bbox_target, bbox_weigh
 
     With TRAIN.ENABLE_OHEM the hardest TRAIN.BATCH_ROIS_OHEM RoIs of the batch are selected
     by BoxAnnotatorOHEM (softmax normalised over valid labels, box loss / BATCH_ROIS_OHEM);
-    otherwise the sampled RoIs are used (softmax normalised by the batch, box loss /
+    otherwise the sampled RoIs are used (softmax normalised over valid labels, box loss /
     BATCH_ROIS).
     """
     num_classes = cfg.dataset.NUM_CLASSES
@@ -205,8 +205,11 @@ def rcnn_train_outputs(cfg, cls_score, bbox_pred, label, bbox_target, bbox_weigh
         norm = cfg.TRAIN.BATCH_ROIS_OHEM
         rcnn_label = labels_ohem
     else:
+        # 'valid' as the original; -1 labels (slots of padding gt rows with BATCH_ROIS -1)
+        # are ignored and not counted
         cls_prob = mx.sym.SoftmaxOutput(data=cls_score, label=label, name='cls_prob',
-                                        normalization='batch')
+                                        normalization='valid', use_ignore=True,
+                                        ignore_label=-1)
         weight = bbox_weight
         # BATCH_ROIS counts the RoIs of the whole batch; -1 keeps every proposal
         norm = cfg.TRAIN.BATCH_ROIS

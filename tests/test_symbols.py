@@ -315,6 +315,30 @@ def test_deformable_fc_head_structure():
 
 
 # ------------------------------------------------------------------------- init and fixed params
+@pytest.mark.parametrize('name', sorted(COCO_CFGS))
+def test_training_learning_rate_multipliers_as_the_original(name):
+    # the original: R-FCN's conv_new_1 (weight and bias) at lr_mult 3.0, the deformable 2fc
+    # offset layer at 0.01, nothing else; the optimizer reads them from the symbol
+    cfg = _cfg(COCO_CFGS[name])
+    sym = _network(cfg).get_symbol(cfg, is_train=True)
+    expected = {}
+    if '_rfcn' in name:
+        expected = {'conv_new_1_weight': 3.0, 'conv_new_1_bias': 3.0}
+    elif name.endswith('_dcn'):
+        expected = {'offset_weight': 0.01, 'offset_bias': 0.01}
+    attrs = sym.attr_dict()
+    got = {n: float(attrs[n]['__lr_mult__']) for n in sym.list_arguments()
+           if '__lr_mult__' in attrs.get(n, {})}
+    assert got == expected
+    params = [n for n in sym.list_arguments() if n not in
+              ('data', 'im_info', 'gt_boxes', 'label', 'bbox_target', 'bbox_weight')]
+    opt = mx.optimizer.create('sgd', sym=sym, learning_rate=0.1,
+                              param_idx2name=dict(enumerate(params)))
+    lrs = {n: opt._get_lr(i) for i, n in enumerate(params)}
+    for n in params:
+        assert abs(lrs[n] - 0.1 * expected.get(n, 1.0)) < 1e-12, n
+
+
 def test_init_weight_heads_and_pretrained_backbone():
     cfg = _cfg(COCO_CFGS['resnet_v1_101_rfcn_dcn'])
     net = _network(cfg)
@@ -365,7 +389,9 @@ def test_init_weight_from_scratch_small_rcnn():
     assert not aux['bn3a_branch2a_moving_mean'].asnumpy().any()
     assert (aux['bn3a_branch2a_moving_var'].asnumpy() == 1).all()
     assert not arg['offset_weight'].asnumpy().any()
-    assert 0.0008 < arg['bbox_pred_weight'].asnumpy().std() < 0.0012
+    # bbox_pred and cls_score normal(0, 0.01), as the original's init_weight
+    assert 0.009 < arg['bbox_pred_weight'].asnumpy().std() < 0.011
+    assert 0.009 < arg['cls_score_weight'].asnumpy().std() < 0.011
     # deterministic for a given seed
     arg2 = {}
     net.init_weight(cfg, arg2, {})

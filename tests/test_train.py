@@ -61,6 +61,10 @@ def test_short_run_then_resume(tmp_path):
     logs = [f for f in os.listdir(os.path.dirname(prefix)) if f.endswith('.log')]
     text = open(os.path.join(os.path.dirname(prefix), logs[0])).read()
     assert 'training config' in text and 'samples/sec' in text and 'RPNAcc' in text
+    # R-FCN's conv_new_1 trains at 3x the learning rate (weight and bias), as the original
+    mults = [l for l in text.splitlines() if 'learning-rate multipliers' in l]
+    assert len(mults) == 1
+    assert 'conv_new_1_bias x3, conv_new_1_weight x3' in mults[0]
     cfg2 = update_config(cfg, {'TRAIN': {'RESUME': True, 'end_epoch': 2}})
     _, epoch = train_net(cfg2, 'rfcn', 'mini', roidb=roidb)
     assert epoch == 2 and last_epoch(prefix) == 2

@@ -158,6 +158,21 @@ def _updater(mod):
     return getattr(mod, '_updater', None)
 
 
+def _lr_multipliers(mod):
+    """{parameter name: learning-rate multiplier != 1} as the module's optimizer applies them
+    (the ``__lr_mult__`` attributes of the training symbol)."""
+    opt = getattr(mod, '_optimizer', None)
+    if opt is None:
+        return {}
+    base = opt.learning_rate
+    mults = {}
+    for index, name in sorted(opt.idx2name.items()):
+        mult = opt._get_lr(index) / base if base else 1.0
+        if abs(mult - 1.0) > 1e-9:
+            mults[name] = round(mult, 9)
+    return mults
+
+
 def _exact_param_names(arg_params):
     """Parameters whose ``.params`` copy is not bit-exact (un-normalised box regression)."""
     names = []
@@ -392,6 +407,10 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
     if clip is not None:
         optimizer_params['clip_gradient'] = float(clip)
     mod.init_optimizer(kvstore=kvstore, optimizer='sgd', optimizer_params=optimizer_params)
+    mults = _lr_multipliers(mod)
+    if mults:
+        logger.info('learning-rate multipliers: %s',
+                    ', '.join('%s x%g' % kv for kv in sorted(mults.items())))
     if opt_states is not None:
         if _updater(mod) is None:
             logger.warning('optimizer state of %s not restored (distributed kvstore)', source)

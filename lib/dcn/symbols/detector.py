@@ -32,7 +32,7 @@ TEST_DATA_NAMES = ('data', 'im_info')
 _HEAD_STD = {
     'rpn_conv_3x3': 0.01, 'rpn_cls_score': 0.01, 'rpn_bbox_pred': 0.01,
     'conv_new_1': 0.01, 'rfcn_cls': 0.01, 'rfcn_bbox': 0.01,
-    'fc_new_1': 0.01, 'fc_new_2': 0.01, 'cls_score': 0.01, 'bbox_pred': 0.001,
+    'fc_new_1': 0.01, 'fc_new_2': 0.01, 'cls_score': 0.01, 'bbox_pred': 0.01,
 }
 _ZERO_LAYERS = ('rfcn_cls_offset_t', 'rfcn_bbox_offset_t', 'offset')
 # hidden (ReLU) layers of the heads: when the backbone is trained from scratch its features
@@ -197,7 +197,7 @@ class Detector(object):
         """Initialise, in place, every parameter missing from ``arg_params``/``aux_params``.
 
         Head layers as the original: layers with offsets zero; RPN, R-FCN and fc layers
-        normal(0, 0.01) (``bbox_pred`` 0.001); biases zero. From scratch (``network.pretrained``
+        normal(0, 0.01); biases zero. From scratch (``network.pretrained``
         empty) the hidden head layers ``conv_new_1`` / ``fc_new_1`` / ``fc_new_2`` get He
         initialisation instead. Backbone parameters are
         initialised from scratch (MSRA convolutions, BN gamma 1 / beta 0, moving mean 0 /

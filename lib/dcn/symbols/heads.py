@@ -75,7 +75,8 @@ def rpn_train_outputs(cfg, rpn_cls_score, rpn_bbox_pred, rpn_label, rpn_bbox_tar
 def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offsets=False):
     """Position-sensitive score maps pooled per RoI and averaged over the 7x7 bins.
 
-    ``conv_new_1`` (1x1) -> ``rfcn_cls`` (7*7*C) and ``rfcn_bbox`` (7*7*4*num_reg_classes).
+    ``conv_new_1`` (1x1, learning rate x3) -> ``rfcn_cls`` (7*7*C) and ``rfcn_bbox``
+    (7*7*4*num_reg_classes).
     Deformable: per-RoI part offsets from ``rfcn_cls_offset_t`` / ``rfcn_bbox_offset_t``
     pooled in no_trans mode, then used as ``trans`` (trans_std 0.1). Returns
     (cls_score (R, C), bbox_pred (R, 4*num_reg_classes)).
@@ -91,8 +92,10 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offse
     num_classes = cfg.dataset.NUM_CLASSES
     nreg = num_reg_classes(cfg)
     scale = _spatial_scale(cfg)
+    # learning rate x3 for the weight and bias, written as the original writes it (the
+    # operator's lr_mult becomes the __lr_mult__ attribute of both variables)
     conv_new_1 = mx.sym.Convolution(data=conv5, name='conv_new_1', num_filter=num_hidden,
-                                    kernel=(1, 1))
+                                    kernel=(1, 1), lr_mult=3.0)
     relu_new_1 = mx.sym.Activation(data=conv_new_1, act_type='relu', name='conv_new_1_relu')
     rfcn_cls = mx.sym.Convolution(data=relu_new_1, name='rfcn_cls',
                                   num_filter=p * p * num_classes, kernel=(1, 1))

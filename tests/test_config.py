@@ -1,19 +1,28 @@
+import copy
 import glob
+import json
+import logging
 import os
 
 import numpy as np
 import pytest
 import yaml
 
-from dcn.config import get_contexts, get_scales, load_config, update_config, config_to_dict
+from dcn.config import (DEFAULTS, NO_EFFECT, config_to_dict, get_contexts, get_scales,
+                        load_config, no_effect_keys, update_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the original experiment files (shared/ beside the checkout) and ours
+# the original experiment files (shared/ beside the checkout) of the two families built
+# here, R-FCN and Faster R-CNN, and ours
 _SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
 if not os.path.isdir(_SHARED):
     _SHARED = '/work/shared/reference-configs'
-REF = sorted(glob.glob(os.path.join(_SHARED, '*', '*.yaml')) +
-             glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', '*.yaml')))
+ORIGINAL = sorted(glob.glob(os.path.join(_SHARED, 'rfcn', '*.yaml')) +
+                  glob.glob(os.path.join(_SHARED, 'faster_rcnn', '*.yaml')))
+REF = ORIGINAL + sorted(glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', '*.yaml')))
+# the default of every key of the original's rfcn/config/config.py (= faster_rcnn's)
+with open(os.path.join(ROOT, 'tests', 'data', 'original_config_defaults.json')) as _f:
+    ORIGINAL_DEFAULTS = json.load(_f)['defaults']
 
 
 def _write(tmp_path, text, name='exp.yaml'):
@@ -48,11 +57,11 @@ def test_reference_configs_found():
 def test_defaults_and_additions(tmp_path):
     cfg = load_config(_write(tmp_path, 'symbol: foo\n'))
     assert cfg.network.BUILTIN_OPS is False
-    assert cfg.network.depth == 101
+    assert 'depth' not in cfg.network and 'USE_GPU_NMS' not in cfg.TEST
     assert cfg.TRAIN.seed == 0 and cfg.TRAIN.RPN_ALLOWED_BORDER == 0
     assert cfg.TRAIN.momentum == 0.9 and cfg.TRAIN.wd == 0.0005
     assert cfg.TRAIN.clip_gradient is None
-    assert cfg.TEST.SOFT_NMS is False and cfg.TEST.max_per_image == 100
+    assert cfg.TEST.SOFT_NMS is False and cfg.TEST.max_per_image == 300  # the original's
     assert cfg.default.prefetch == 2
     assert get_contexts(cfg)[0].device_type == 'cpu'
 
@@ -115,3 +124,117 @@ def test_contexts_and_update(tmp_path):
         update_config(cfg, {'TRAIN': {'nope': 1}})
     d = config_to_dict(cfg2)
     assert yaml.safe_load(yaml.safe_dump(d))['TRAIN']['lr'] == 0.5
+
+
+def _flat(d, prefix=''):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, prefix + k + '.')
+        else:
+            yield prefix + k, v
+
+
+def _get(cfg, key):
+    for part in key.split('.'):
+        cfg = cfg[part]
+    return cfg
+
+
+def test_every_key_of_the_original_is_accepted():
+    ours = dict(_flat(DEFAULTS))
+    missing = sorted(set(dict(_flat(ORIGINAL_DEFAULTS))) - set(ours))
+    assert missing == []
+    # the alternate-training keys with the original's defaults
+    for key, value in _flat(ORIGINAL_DEFAULTS['TRAIN']['ALTERNATE'], 'TRAIN.ALTERNATE.'):
+        assert ours[key] == value, key
+    assert ours['TEST.max_per_image'] == ORIGINAL_DEFAULTS['TEST']['max_per_image'] == 300
+
+
+def _original_load(path):
+    """The original's update_config: its defaults, each section's keys replaced by the
+    file's (SCALES becomes the list of one (short, long) pair)."""
+    cfg = copy.deepcopy(ORIGINAL_DEFAULTS)
+    for k, v in yaml.safe_load(open(path)).items():
+        assert k in cfg, k
+        if isinstance(v, dict):
+            cfg[k].update(v)
+        elif k == 'SCALES':
+            cfg[k][0] = list(v)
+        else:
+            cfg[k] = v
+    return cfg
+
+
+@pytest.mark.parametrize('path', ORIGINAL, ids=[os.path.basename(p) for p in ORIGINAL])
+def test_published_configs_load_as_the_original(path):
+    # every key of the original's configuration has, for a published file, the value the
+    # original gives it (the file's, else the original's default)
+    cfg = load_config(path)
+    for key, want in _flat(_original_load(path)):
+        got = _get(cfg, key)
+        if key == 'SCALES':
+            assert get_scales(cfg) == [tuple(p) for p in want]
+        elif isinstance(want, list) and all(isinstance(x, str) for x in want):
+            assert list(got) == want, key
+        elif isinstance(got, np.ndarray) or isinstance(want, list):
+            np.testing.assert_allclose(np.asarray(got, dtype=float),
+                                       np.asarray(want, dtype=float), err_msg=key)
+        else:
+            assert got == want, key
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super(_Records, self).__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _warnings_of(fn, *args):
+    handler = _Records()
+    log = logging.getLogger('dcn.config')
+    log.addHandler(handler)
+    try:
+        fn(*args)
+    finally:
+        log.removeHandler(handler)
+    return handler.messages
+
+
+def test_keys_without_effect_are_named_in_one_warning(tmp_path):
+    p = _write(tmp_path, 'MXNET_VERSION: mxnet\nTRAIN:\n  lr: 0.1\n  END2END: true\n'
+                         '  ALTERNATE:\n    rpn1_lr: 0.001\n    rpn1_lr_step: 2\n'
+                         'TEST:\n  PROPOSAL_MIN_SIZE: 0\n  NMS: 0.4\n')
+    messages = _warnings_of(load_config, p)
+    assert len(messages) == 1 and '\n' not in messages[0]
+    msg = messages[0]
+    assert p in msg
+    for key in ('MXNET_VERSION', 'TRAIN.END2END', 'TRAIN.ALTERNATE.rpn1_lr',
+                'TRAIN.ALTERNATE.rpn1_lr_step', 'TEST.PROPOSAL_MIN_SIZE'):
+        assert key in msg
+    assert 'TRAIN.lr' not in msg and 'TEST.NMS' not in msg
+    cfg = load_config(p)
+    assert cfg.TRAIN.ALTERNATE.rpn1_lr == 0.001 and cfg.TRAIN.ALTERNATE.rpn1_lr_step == '2'
+    # a file setting only keys that act: no warning
+    assert _warnings_of(load_config, _write(tmp_path, 'TRAIN:\n  lr: 0.1\n', 'b.yaml')) == []
+    # the published files name the keys they set without effect
+    msg = _warnings_of(load_config, ORIGINAL[0])[0]
+    assert 'TEST.PROPOSAL_NMS_THRESH' in msg and 'TRAIN.lr,' not in msg
+
+
+def test_no_effect_keys_are_read_by_nothing():
+    # each key declared without effect is read nowhere in lib/, rfcn/, faster_rcnn/
+    sources = []
+    for folder in ('lib/dcn', 'rfcn', 'faster_rcnn'):
+        for path in glob.glob(os.path.join(ROOT, folder, '**', '*.py'), recursive=True):
+            if not path.endswith(os.path.join('dcn', 'config.py')):
+                sources.append(open(path).read())
+    text = '\n'.join(sources)
+    for key in NO_EFFECT:
+        leaf = key.split('.')[-1]
+        for pattern in (key, "get('%s'" % leaf, "['%s']" % leaf):
+            assert pattern not in text, (key, pattern)
+    assert no_effect_keys(['TRAIN.ALTERNATE.rpn2_epoch', 'TRAIN.lr', 'TRAIN.END2END']) == \
+        ['TRAIN.ALTERNATE.rpn2_epoch', 'TRAIN.END2END']

@@ -1,9 +1,11 @@
 """Experiment configuration.
 
 ``load_config(path)`` reads an experiment YAML file over the complete defaults below and
-returns an :class:`easydict.EasyDict`. Every key of the original experiment files is
-accepted; an unknown key or a value of the wrong type raises ``ValueError`` naming the key
-and the file.
+returns an :class:`easydict.EasyDict`. Every key of the original code base's configuration
+(``rfcn/config/config.py``, ``faster_rcnn/config/config.py``) is accepted, with the
+original's defaults; the keys that have no effect here (:data:`NO_EFFECT`) are named in a
+one-line warning when a file sets them. An unknown key or a value of the wrong type raises
+``ValueError`` naming the key and the file.
 
 Type rules: a key takes the type of its default; integers are accepted where a float is
 expected; ``gpus`` and ``TRAIN.lr_step`` are strings (a bare YAML number is turned into its
@@ -13,6 +15,7 @@ array, as the original code base did. Keys whose default is ``None`` accept ``nu
 the type listed in ``_NULLABLE``.
 """
 import copy
+import logging
 import os
 
 import numpy as np
@@ -49,7 +52,6 @@ DEFAULTS = {
         'ANCHOR_RATIOS': [0.5, 1, 2],
         'NUM_ANCHORS': 9,
         'BUILTIN_OPS': False,           # (+) use MXNet's mx.sym.contrib operators
-        'depth': 101,                   # (+) ResNet-v1 backbone depth
     },
     'dataset': {
         'dataset': 'PascalVOC',
@@ -74,6 +76,16 @@ DEFAULTS = {
         'begin_epoch': 0,
         'end_epoch': 0,
         'model_prefix': '',
+        # alternate (4-step) training of the original
+        'ALTERNATE': {
+            'RPN_BATCH_IMAGES': 0,
+            'RCNN_BATCH_IMAGES': 0,
+            'rpn1_lr': 0.0, 'rpn1_lr_step': '', 'rpn1_epoch': 0,
+            'rfcn1_lr': 0.0, 'rfcn1_lr_step': '', 'rfcn1_epoch': 0,
+            'rpn2_lr': 0.0, 'rpn2_lr_step': '', 'rpn2_epoch': 0,
+            'rfcn2_lr': 0.0, 'rfcn2_lr_step': '', 'rfcn2_epoch': 0,
+            'rpn3_lr': 0.0, 'rpn3_lr_step': '', 'rpn3_epoch': 0,
+        },
         'RESUME': False,
         'FLIP': True,
         'SHUFFLE': True,
@@ -124,14 +136,31 @@ DEFAULTS = {
         'PROPOSAL_MIN_SIZE': 0,
         'NMS': 0.3,
         'SCORE_THRESH': 0.001,          # (+) detections below this score are dropped
-        'max_per_image': 100,
+        'max_per_image': 300,
         'test_epoch': 0,
-        'USE_GPU_NMS': False,           # (+) CUDA NMS (dcn.nms.gpu_nms) when built
         'SOFT_NMS': False,              # (+) soft-NMS instead of NMS for the final boxes
         'SOFT_NMS_METHOD': 'linear',    # (+) 'linear' or 'gaussian'
         'SOFT_NMS_SIGMA': 0.5,          # (+) gaussian soft-NMS sigma
     },
 }
+
+# keys of the original's configuration that change nothing here (training is end to end,
+# proposals come from the network): a file setting them gets one warning naming them
+NO_EFFECT = (
+    'MXNET_VERSION',                    # the original's choice of an MXNet build
+    'network.FIXED_PARAMS_SHARED',      # alternate training
+    'dataset.proposal',                 # proposal files (alternate training, HAS_RPN false)
+    'TRAIN.ALTERNATE',                  # alternate training (every key under it)
+    'TRAIN.END2END',                    # alternate training's loader and metrics
+    'TRAIN.BBOX_REGRESSION_THRESH',     # precomputed box targets of alternate training
+    'TRAIN.RPN_POSITIVE_WEIGHT',        # read by nothing, in the original too
+    'TEST.PROPOSAL_NMS_THRESH',         # TEST.PROPOSAL_*: proposal generation for
+    'TEST.PROPOSAL_PRE_NMS_TOP_N',      # alternate training
+    'TEST.PROPOSAL_POST_NMS_TOP_N',
+    'TEST.PROPOSAL_MIN_SIZE',
+)
+
+_log = logging.getLogger(__name__)
 
 # keys whose default is None: the type they take when set
 _NULLABLE = {'TRAIN.clip_gradient': float}
@@ -166,7 +195,8 @@ def _coerce(key, default, v, path):
         return v
     if key == 'SCALES':
         return _check_scales(v, key, path)
-    if key in ('gpus', 'TRAIN.lr_step'):
+    if key in ('gpus', 'TRAIN.lr_step') or (key.startswith('TRAIN.ALTERNATE.') and
+                                            key.endswith('_lr_step')):
         if v is None:
             return ''
         if _is_number(v):
@@ -221,7 +251,9 @@ def _coerce(key, default, v, path):
     raise _err(key, path, 'has an unsupported default type')  # pragma: no cover
 
 
-def _merge(dst, src, prefix, path):
+def _merge(dst, src, prefix, path, seen=None):
+    """Merge ``src`` into ``dst`` (checked); appends the full names of the keys set to
+    ``seen``."""
     if not isinstance(src, dict):
         raise ValueError('config %s: %s must be a mapping, got %r'
                          % (path, repr(prefix.rstrip('.')) if prefix else 'the file', src))
@@ -232,9 +264,23 @@ def _merge(dst, src, prefix, path):
         if isinstance(dst[k], dict):
             if v is None:
                 continue
-            _merge(dst[k], v, key + '.', path)
+            _merge(dst[k], v, key + '.', path, seen)
         else:
             dst[k] = _coerce(key, dst[k], v, path)
+            if seen is not None:
+                seen.append(key)
+
+
+def no_effect_keys(keys):
+    """The keys among ``keys`` (full dotted names) that have no effect here."""
+    return [k for k in keys if any(k == n or k.startswith(n + '.') for n in NO_EFFECT)]
+
+
+def _warn_no_effect(keys, path):
+    inert = no_effect_keys(keys)
+    if inert:
+        _log.warning('config %s: no effect here (kept for the original\'s files): %s',
+                     path, ', '.join(inert))
 
 
 def _finalize(cfg, path):
@@ -273,8 +319,10 @@ def load_config(path):
         except yaml.YAMLError as exc:
             raise ValueError('config %s: not valid YAML: %s' % (path, exc)) from None
     cfg = copy.deepcopy(DEFAULTS)
+    seen = []
     if data is not None:
-        _merge(cfg, data, '', path)
+        _merge(cfg, data, '', path, seen)
+    _warn_no_effect(seen, path)
     if not cfg['config_name']:
         cfg['config_name'] = os.path.splitext(os.path.basename(path))[0]
     _finalize(cfg, path)
@@ -284,7 +332,9 @@ def load_config(path):
 def update_config(cfg, overrides, source='<overrides>'):
     """Apply a nested dict of overrides to a loaded config (same checks as the file)."""
     plain = _to_plain(cfg)
-    _merge(plain, overrides, '', source)
+    seen = []
+    _merge(plain, overrides, '', source, seen)
+    _warn_no_effect(seen, source)
     _finalize(plain, source)
     return EasyDict(plain)
 

@@ -198,7 +198,7 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     logger = logger or _log
     det_file = _detections_file(imdb, output_dir)
     if max_per_image is None:
-        max_per_image = int(cfg.TEST.get('max_per_image', 100))
+        max_per_image = int(cfg.TEST.get('max_per_image', 300))
     key = _cache_key(imdb, cfg, thresh, max_per_image, model)
     if not ignore_cache:
         all_boxes = _cached_detections(det_file, key, logger)

@@ -436,7 +436,7 @@ def test_gpu_nms_matches_cpu_nms(gpu):
         xy = rng.uniform(0, 200, (n, 2))
         wh = rng.uniform(2, 60, (n, 2))
         scores = rng.uniform(0, 1, (n, 1))
-        scores[: n // 4] = 0.5  # ties keep input order
+        scores[: n // 4] = 0.5  # ties: both in the original's order (argsort()[::-1])
         dets = np.hstack([xy, xy + wh, scores]).astype(np.float32)
         for thresh in (0.3, 0.5, 0.7):
             assert gpu_nms_wrapper(thresh, 0)(dets) == cpu_nms_wrapper(thresh)(dets), (n, thresh)

@@ -34,6 +34,44 @@ def test_nms_matches_brute_force(thresh):
         assert cpu_nms_wrapper(thresh)(d) == ref
 
 
+def _original_greedy(dets, suppress):
+    """The original's NMS loop: boxes in ``scores.argsort()[::-1]`` order, a box is
+    dropped when ``suppress(iou with a kept box)``."""
+    ious = bbox_overlaps_py(dets[:, :4].astype(np.float64), dets[:, :4].astype(np.float64))
+    keep = []
+    for i in dets[:, 4].argsort()[::-1]:
+        if not any(suppress(ious[k, i]) for k in keep):
+            keep.append(int(i))
+    return keep
+
+
+@pytest.mark.parametrize('n', [12, 40, 300])
+def test_nms_equal_scores_in_the_original_order(n):
+    rng = np.random.RandomState(n)
+    # far apart boxes: nothing is suppressed, the order alone is compared
+    xy = np.arange(n)[:, None] * 100.0 + rng.uniform(0, 5, (n, 2))
+    far = np.hstack([xy, xy + 30, rng.choice([0.5, 1.0], (n, 1))]).astype(np.float32)
+    original = list(far[:, 4].argsort()[::-1])
+    assert original != list(np.argsort(-far[:, 4], kind='stable'))  # ties do matter
+    assert cpu_nms_wrapper(0.5)(far) == original
+    assert py_nms_wrapper(0.5)(far) == original
+    # overlapping boxes with tied scores: which survive depends on that order
+    d = _dets(rng, n)
+    d[:, 4] = rng.choice([0.3, 0.6, 1.0], n).astype(np.float32)
+    for thresh in (0.3, 0.7):
+        assert cpu_nms_wrapper(thresh)(d) == _original_greedy(d, lambda o: o >= thresh)
+        assert py_nms_wrapper(thresh)(d) == _original_greedy(d, lambda o: o > thresh)
+
+
+def test_nms_threshold_boundary_as_the_original():
+    # IoU exactly 0.5: the original's cpu_nms drops the box (ovr >= thresh), its numpy
+    # nms keeps it (keeps ovr <= thresh)
+    d = np.array([[0, 0, 9, 19, 0.9], [0, 0, 9, 9, 0.8]], dtype=np.float32)
+    assert bbox_overlaps_py(d[:1, :4], d[1:, :4])[0, 0] == 0.5
+    assert cpu_nms_wrapper(0.5)(d) == [0]
+    assert py_nms_wrapper(0.5)(d) == [0, 1]
+
+
 def test_nms_hand_case_and_empty():
     d = np.array([[0, 0, 9, 9, 0.9], [1, 1, 10, 10, 0.8], [20, 20, 29, 29, 0.7]], dtype=np.float32)
     # iou(0,1) = 81 / 119 = 0.68

@@ -15,9 +15,11 @@ def _run(sym, **inputs):
 
 
 def _ref_nms(dets, thresh):
-    x1, y1, x2, y2, s = dets.T
+    """Greedy NMS in the original's order: ``scores.argsort()[::-1]`` of the float32 dets."""
+    dets = dets.astype(np.float32)
+    x1, y1, x2, y2, s = dets.T.astype(np.float64)
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = list(np.argsort(-s, kind='mergesort'))
+    order = list(dets[:, 4].argsort()[::-1])
     keep = []
     while order:
         i = order.pop(0)
@@ -34,7 +36,8 @@ def _ref_nms(dets, thresh):
 
 
 def _ref_proposal(cls_prob, deltas, im_info, stride, scales, ratios, pre, post, thresh, min_size):
-    """Straightforward per-anchor loops."""
+    """Straightforward per-anchor loops; sorting as the original (``argsort()[::-1]`` of the
+    float32 scores in (h, w, a) order, again inside the NMS)."""
     base = np.asarray(generate_anchors(base_size=stride, ratios=np.array(ratios),
                                        scales=np.array(scales)), np.float64)
     A = base.shape[0]
@@ -57,8 +60,8 @@ def _ref_proposal(cls_prob, deltas, im_info, stride, scales, ratios, pre, post, 
                 if b[2] - b[0] + 1 >= min_size * im_info[2] and b[3] - b[1] + 1 >= min_size * im_info[2]:
                     boxes.append(b)
                     scores.append(cls_prob[A + a, y, x])
-    boxes, scores = np.array(boxes), np.array(scores)
-    order = np.argsort(-scores, kind='mergesort')[:pre]
+    boxes, scores = np.array(boxes), np.array(scores, dtype=np.float32)
+    order = scores.argsort()[::-1][:pre]
     boxes, scores = boxes[order], scores[order]
     keep = _ref_nms(np.hstack([boxes, scores[:, None]]), thresh)[:post]
     return boxes[keep], scores[keep]
@@ -89,6 +92,58 @@ def test_proposal_matches_reference(seed):
         if n < post:  # padded by repeating the kept proposals
             np.testing.assert_allclose(got[n:, 1:], np.resize(ref_boxes, (post - n, 4)),
                                        rtol=1e-4, atol=1e-2)
+
+
+def test_proposal_equal_scores_in_the_original_order():
+    # a confident RPN saturates the float32 softmax at exactly 1.0: which of the tied,
+    # overlapping anchors survive NMS depends on the order the original sorts them in
+    A, H, W, post = 9, 6, 8, 60
+    cls = np.zeros((1, 2 * A, H, W), np.float32)
+    rng = np.random.RandomState(7)
+    cls[0, A:] = np.where(rng.rand(A, H, W) < 0.6, 1.0, rng.choice([0.25, 0.5], (A, H, W)))
+    cls[0, :A] = 1 - cls[0, A:]
+    deltas = np.zeros((1, 4 * A, H, W), np.float32)
+    im_info = np.array([[H * 16, W * 16, 1.0]], np.float32)
+    sym = mx.sym.Custom(cls_prob=mx.sym.var('c'), bbox_pred=mx.sym.var('b'),
+                        im_info=mx.sym.var('i'), op_type='proposal', output_score='True',
+                        feat_stride='16', scales='(2,4,8)', ratios='(0.5,1,2)',
+                        rpn_pre_nms_top_n='300', rpn_post_nms_top_n=str(post),
+                        threshold='0.7', rpn_min_size='0')
+    rois, scores = _run(sym, c=cls, b=deltas, i=im_info)
+    ref_boxes, ref_scores = _ref_proposal(cls[0], deltas[0], im_info[0], 16, (2, 4, 8),
+                                          (0.5, 1, 2), 300, post, 0.7, 0)
+    n = len(ref_boxes)
+    assert n > 20 and np.sum(ref_scores == 1.0) > 10
+    np.testing.assert_array_equal(rois[:n, 1:], ref_boxes.astype(np.float32))
+    np.testing.assert_array_equal(scores[:n, 0], ref_scores)
+    # the stable order (ties in anchor order) would have kept other boxes
+    stable = ref_boxes.copy()
+    base = np.asarray(generate_anchors(base_size=16, ratios=np.array((0.5, 1, 2)),
+                                       scales=np.array((2, 4, 8))), np.float64)
+    every = np.array([base[a] + np.array([x, y, x, y]) * 16 for y in range(H)
+                      for x in range(W) for a in range(A)])
+    every[:, 0::2] = np.clip(every[:, 0::2], 0, W * 16 - 1)
+    every[:, 1::2] = np.clip(every[:, 1::2], 0, H * 16 - 1)
+    fg = cls[0, A:].transpose(1, 2, 0).reshape(-1)
+    order = np.argsort(-fg, kind='stable')[:300]
+    dets = np.hstack([every[order], fg[order, None]]).astype(np.float32)
+    keep = [int(order[k]) for k in _stable_nms(dets, 0.7)][:post]
+    stable = every[keep]
+    assert not np.array_equal(stable[:n], ref_boxes)
+
+
+def _stable_nms(dets, thresh):
+    x1, y1, x2, y2, s = dets.T.astype(np.float64)
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order, keep = list(np.argsort(-dets[:, 4], kind='stable')), []
+    while order:
+        i = order.pop(0)
+        keep.append(i)
+        iw = np.maximum(0, np.minimum(x2[i], x2[order]) - np.maximum(x1[i], x1[order]) + 1)
+        ih = np.maximum(0, np.minimum(y2[i], y2[order]) - np.maximum(y1[i], y1[order]) + 1)
+        ovr = iw * ih / (areas[i] + areas[order] - iw * ih)
+        order = [j for j, o in zip(order, ovr) if o < thresh]
+    return keep
 
 
 def test_proposal_builder_and_zero_grad():

@@ -10,7 +10,8 @@ cnp.import_array()
 def cpu_nms(cnp.ndarray[cnp.float32_t, ndim=2] dets, double thresh):
     """Greedy NMS. ``dets`` is (N, 5) float32: x1, y1, x2, y2, score.
 
-    Returns the list of kept indices, highest score first (ties keep input order).
+    Returns the list of kept indices, highest score first; equal scores in the original's
+    order (``scores.argsort()[::-1]``, NumPy's default sort reversed).
     """
     cdef Py_ssize_t ndets = dets.shape[0]
     if ndets == 0:
@@ -21,7 +22,7 @@ def cpu_nms(cnp.ndarray[cnp.float32_t, ndim=2] dets, double thresh):
     cdef cnp.ndarray[cnp.float32_t, ndim=1] y2 = np.ascontiguousarray(dets[:, 3])
     cdef cnp.ndarray[cnp.float32_t, ndim=1] scores = np.ascontiguousarray(dets[:, 4])
     cdef cnp.ndarray[cnp.float32_t, ndim=1] areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    cdef cnp.ndarray[cnp.intp_t, ndim=1] order = np.argsort(-scores, kind='stable').astype(np.intp)
+    cdef cnp.ndarray[cnp.intp_t, ndim=1] order = scores.argsort()[::-1].astype(np.intp)
     cdef cnp.ndarray[cnp.int32_t, ndim=1] suppressed = np.zeros(ndets, dtype=np.int32)
     cdef cnp.ndarray[cnp.intp_t, ndim=1] keep = np.empty(ndets, dtype=np.intp)
     cdef Py_ssize_t _i, _j, i, j, nkeep = 0

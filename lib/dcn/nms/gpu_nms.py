@@ -8,7 +8,8 @@ when that library is missing or no CUDA device is visible; ``dcn.nms.gpu_nms_wra
 turns that into a message suggesting ``cpu_nms_wrapper``.
 
 Results equal ``cpu_nms``: same IoU formula (legacy +1 convention, float32, no fused
-multiply-add), same ``IoU >= thresh`` rule, ties in input order.
+multiply-add), same ``IoU >= thresh`` rule, equal scores in the original's order (the boxes
+are handed to the kernel sorted by ``scores.argsort()[::-1]``, which its stable sort keeps).
 """
 import ctypes
 import os
@@ -57,10 +58,13 @@ def gpu_nms(dets, thresh, device_id=0):
     n = dets.shape[0]
     if n == 0:
         return []
+    # the original's order of equal scores; the kernel's stable sort leaves it unchanged
+    order = dets[:, 4].argsort()[::-1]
+    dets = np.ascontiguousarray(dets[order])
     keep = np.empty(n, dtype=np.int32)
     num = ctypes.c_int(0)
     rc = _lib.dcn_cuda_nms(dets.ctypes.data, n, float(thresh), int(device_id), keep.ctypes.data,
                            ctypes.byref(num))
     if rc != 0:
         raise RuntimeError(_lib.dcn_cuda_last_error().decode())
-    return [int(k) for k in keep[:num.value]]
+    return [int(order[k]) for k in keep[:num.value]]

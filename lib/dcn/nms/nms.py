@@ -2,7 +2,10 @@
 
 Each ``*_wrapper`` returns a function ``f(dets) -> keep`` where ``dets`` is an (N, 5)
 array (x1, y1, x2, y2, score) and ``keep`` the list of indices into ``dets`` that survive,
-highest score first.
+highest score first. Equal scores are taken in the original's order: NumPy's default
+``scores.argsort()[::-1]``. As in the original, :func:`py_nms` keeps a box whose IoU with a
+kept box is at most ``thresh`` and ``cpu_nms`` drops a box at ``thresh`` or above (they
+differ only for an IoU exactly equal to ``thresh``).
 """
 import numpy as np
 
@@ -27,13 +30,14 @@ def _check_thresh(thresh):
 
 
 def py_nms(dets, thresh):
-    """Greedy NMS in numpy: keep the highest box, drop boxes with IoU >= ``thresh``."""
+    """Greedy NMS in numpy, the original's ``nms``: keep the highest box, drop the boxes
+    with IoU > ``thresh`` (computed in the dtype of ``dets``)."""
     dets = _check_dets(dets)
     if dets.shape[0] == 0:
         return []
-    x1, y1, x2, y2, scores = (dets[:, i].astype(np.float64) for i in range(5))
+    x1, y1, x2, y2, scores = (dets[:, i] for i in range(5))
     areas = (x2 - x1 + 1) * (y2 - y1 + 1)
-    order = np.argsort(-scores, kind='stable')
+    order = scores.argsort()[::-1]
     keep = []
     while order.size > 0:
         i = order[0]
@@ -46,7 +50,7 @@ def py_nms(dets, thresh):
         h = np.maximum(0.0, yy2 - yy1 + 1)
         inter = w * h
         ovr = inter / (areas[i] + areas[order[1:]] - inter)
-        order = order[1:][ovr < thresh]
+        order = order[1:][ovr <= thresh]
     return keep
 
 

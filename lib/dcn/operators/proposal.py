@@ -10,7 +10,9 @@ Per image: the score/delta maps are cropped to the image's own feature extent
 deltas, clipped to the image, boxes smaller than ``rpn_min_size * scale`` are
 dropped, the ``rpn_pre_nms_top_n`` best scores are kept (<= 0: all), NMS at
 ``threshold`` is applied and the ``rpn_post_nms_top_n`` best kept, in
-descending score order. When fewer survive, the kept list is repeated
+descending score order. Equal scores (a confident RPN saturates the float32
+softmax at 1.0) are ordered as the original orders them: NumPy's default
+``scores.argsort()[::-1]`` on the float32 scores, here and again inside the NMS. When fewer survive, the kept list is repeated
 cyclically up to ``rpn_post_nms_top_n`` (deterministic). If no box survives the
 size filter, the whole image is proposed with score 0.
 """
@@ -61,7 +63,8 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
         proposals = np.array([[0, 0, im_info[1] - 1, im_info[0] - 1]], dtype=np.float32)
         scores = np.zeros((1,), dtype=np.float32)
 
-    order = np.argsort(-scores, kind='mergesort')
+    # the original's order, ties included (numpy's default sort, reversed)
+    order = scores.astype(np.float32, copy=False).argsort()[::-1]
     if pre_nms_top_n > 0:
         order = order[:pre_nms_top_n]
     proposals = proposals[order, :]

@@ -88,3 +88,70 @@ def test_missing_pretrained_says_where(tmp_path):
     cfg = update_config(_cfg(tmp_path), {'network': {'pretrained': str(tmp_path / 'resnet')}})
     with pytest.raises(FileNotFoundError, match='resnet-0000.params'):
         train_net(cfg, 'rfcn', 'mini', roidb=_roidb(cfg, 1))
+
+
+def _as_original_checkpoint(src_prefix, dst_prefix, epoch, cfg, order_seed=0):
+    """The checkpoint the original's training writes for the same state: ``.params`` with
+    the box regression as trained (normalised) plus un-normalised ``NAME_test`` copies, the
+    training symbol (here: its variables in another order), and ``.states`` as MXNet's
+    ``Updater.get_states`` writes them, keyed by the position of each parameter in that
+    symbol's arguments."""
+    import pickle
+    import mxnet as mx
+    from dcn.checkpoint import (load_training_state, save_params, split_test_copies,
+                                symbol_path)
+    from dcn.train import get_symbol_instance
+    arg, aux = load_param(src_prefix, epoch)
+    states_bytes, exact = load_training_state(src_prefix, epoch)
+    saved = dict(arg)
+    for name, value in exact.items():  # as trained, and the copy for testing
+        saved[name] = mx.nd.array(value)
+        saved[name + '_test'] = arg[name]
+    save_params('%s-%04d.params' % (dst_prefix, epoch), saved, aux)
+    assert sorted(split_test_copies(saved)[1]) == sorted(n + '_test' for n in exact)
+    sym = get_symbol_instance('rfcn', cfg).get_symbol(cfg, is_train=True)
+    inputs = ('data', 'im_info', 'gt_boxes', 'label', 'bbox_target', 'bbox_weight')
+    ours = [n for n in sym.list_arguments() if n not in inputs]
+    theirs = list(np.random.RandomState(order_seed).permutation(ours))
+    mx.sym.Group([mx.sym.var(n) for n in theirs]).save(symbol_path(dst_prefix))
+    states = pickle.loads(states_bytes)  # one device: keyed by our parameter index
+    original = {theirs.index(ours[i]): v for i, v in states.items()}
+    with open('%s-%04d.states' % (dst_prefix, epoch), 'wb') as f:
+        f.write(pickle.dumps(original, protocol=2))
+
+
+def test_resume_and_test_from_a_checkpoint_of_the_original(tmp_path):
+    import shutil
+    from dcn.checkpoint import symbol_path
+    from dcn.tester import test_net
+    cfg = _cfg(tmp_path)
+    roidb = _roidb(cfg)
+    prefix, _ = train_net(cfg, 'rfcn', 'mini', roidb=roidb)
+    cfg_b = update_config(cfg, {'output_path': str(tmp_path / 'orig')})
+    prefix_b = prefix.replace(str(tmp_path / 'out'), str(tmp_path / 'orig'))
+    os.makedirs(os.path.dirname(prefix_b))
+    _as_original_checkpoint(prefix, prefix_b, 1, cfg)
+    # testing the original's checkpoint uses its NAME_test copies: same detections
+    ours = test_net(cfg, 'rfcn', prefix, 1)
+    theirs = test_net(cfg_b, 'rfcn', prefix_b, 1)
+    assert ours == theirs
+    # resuming it continues as resuming ours: same parameters after the next epoch
+    resume = {'TRAIN': {'RESUME': True, 'end_epoch': 2}}
+    train_net(update_config(cfg, resume), 'rfcn', 'mini', roidb=roidb)
+    train_net(update_config(cfg_b, resume), 'rfcn', 'mini', roidb=roidb)
+    arg_a, aux_a = load_param(prefix, 2)
+    arg_b, aux_b = load_param(prefix_b, 2)
+    assert sorted(arg_a) == sorted(arg_b)
+    for name in arg_a:
+        np.testing.assert_allclose(arg_b[name].asnumpy(), arg_a[name].asnumpy(),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    # without the symbol the states cannot be mapped: an error saying what to do
+    prefix_c = prefix_b.replace('orig', 'orig_c')
+    os.makedirs(os.path.dirname(prefix_c))
+    _as_original_checkpoint(prefix, prefix_c, 1, cfg)
+    os.remove(symbol_path(prefix_c))
+    cfg_c = update_config(cfg, {'output_path': str(tmp_path / 'orig_c'),
+                                'TRAIN': {'RESUME': True, 'end_epoch': 2}})
+    with pytest.raises(ValueError, match='symbol.json written with it.*move .*states away'):
+        train_net(cfg_c, 'rfcn', 'mini', roidb=roidb)
+    shutil.rmtree(str(tmp_path / 'orig_c'))

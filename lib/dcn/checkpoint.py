@@ -18,6 +18,7 @@ kept normalised in memory.  :func:`unnormalize_bbox_params` and
   the pooling's output dimension ``k * 4 + j`` (class ``k``, coordinate ``j``)
   is the slowest index, followed by the g x g spatial bins.
 """
+import json
 import os
 import pickle
 
@@ -29,7 +30,9 @@ from dcn.fileio import atomic_write
 __all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_checkpoint',
            'load_param', 'load_checkpoint', 'check_param_shapes', 'list_epochs', 'last_epoch',
            'bbox_param_scales', 'unnormalize_bbox_params', 'normalize_bbox_params',
-           'BBOX_LAYERS', 'states_path', 'save_training_state', 'load_training_state']
+           'BBOX_LAYERS', 'states_path', 'save_training_state', 'load_training_state',
+           'split_test_copies', 'symbol_argument_order', 'read_mxnet_optimizer_states',
+           'TrainingStateFormatError']
 
 #: box-regression layers whose parameters are stored un-normalised, with the number of
 #: channels that share one (class, coordinate) pair
@@ -151,6 +154,10 @@ def check_param_shapes(sym, arg_params, aux_params, data_shapes, source=None,
 _STATE_FORMAT = 'dcn-training-state-1'
 
 
+class TrainingStateFormatError(ValueError):
+    """A ``.states`` file that is not this project's training state."""
+
+
 def save_training_state(prefix, epoch, optimizer_states, exact_params=None):
     """Atomically write ``PREFIX-%04d.states``: what resuming needs besides the parameters.
 
@@ -181,7 +188,8 @@ def load_training_state(prefix, epoch):
     except Exception as exc:  # truncated / foreign file
         raise ValueError('cannot read training state file %s: %s' % (path, exc))
     if not isinstance(state, dict) or state.get('format') != _STATE_FORMAT:
-        raise ValueError('%s is not a training state file written by this project' % path)
+        raise TrainingStateFormatError('%s is not a training state file written by this '
+                                       'project' % path)
     if int(state.get('epoch', -1)) != int(epoch):
         raise ValueError('training state file %s is for epoch %r, not %d'
                          % (path, state.get('epoch'), int(epoch)))
@@ -258,3 +266,96 @@ def unnormalize_bbox_params(arg_params, means, stds):
 def normalize_bbox_params(arg_params, means, stds):
     """Inverse of :func:`unnormalize_bbox_params` (to resume training from a saved file)."""
     return _convert_bbox(arg_params, means, stds, inverse=True)
+
+
+def split_test_copies(arg_params):
+    """(``arg_params`` without the ``NAME_test`` entries, the names removed).
+
+    The original's training saves, beside each box-regression layer as trained (normalised
+    targets), an un-normalised copy ``NAME_test`` for testing: such a file holds the exact
+    in-memory training weights under ``NAME``.
+    """
+    copies = sorted(n for n in arg_params
+                    if n.endswith('_test') and n[:-len('_test')] in arg_params)
+    return {k: v for k, v in arg_params.items() if k not in copies}, copies
+
+
+def symbol_argument_order(path):
+    """Variable names of the symbol JSON ``path`` in the order of ``list_arguments`` (and
+    auxiliary states), read from the file without building the operators: the graph's
+    nodes are stored in depth-first order, the order MXNet lists its inputs in."""
+    try:
+        with open(path) as f:
+            nodes = json.load(f)['nodes']
+        return [n['name'] for n in nodes if n.get('op') == 'null']
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError('cannot read the symbol file %s: %s' % (path, exc)) from None
+
+
+def _state_shape(state):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        shapes = [_state_shape(s) for s in state]
+        shapes = [sh for sh in shapes if sh is not None]
+        return shapes[-1] if shapes else None
+    return tuple(state.shape) if hasattr(state, 'shape') else None
+
+
+def read_mxnet_optimizer_states(path, param_names=None, param_shapes=None):
+    """{parameter name: state} from MXNet optimizer states (``Updater.get_states``, what the
+    original's ``Module.save_optimizer_states`` writes as ``PREFIX-%04d.states``).
+
+    The states are keyed by parameter name (kvstore updates of recent MXNet) or by index:
+    ``i`` (one device, or updates on the kvstore) or ``i * num_devices + k`` (local updates
+    on several devices), ``i`` indexing ``param_names``, the training module's parameters
+    (the symbol's arguments less its data and labels). The device count is the one for
+    which every state has the shape of its parameter (``param_shapes``: name -> shape); the
+    state of device 0 is returned. Raises ``ValueError`` saying why when the file cannot be
+    read or mapped.
+    """
+    try:
+        with open(path, 'rb') as f:
+            obj = pickle.loads(f.read(), encoding='latin1')
+    except Exception as exc:  # truncated / foreign file
+        raise ValueError('cannot read %s as MXNet optimizer states: %s' % (path, exc)) from None
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], dict):
+        obj = obj[0]  # (states, optimizer): get_states(dump_optimizer=True)
+    if not isinstance(obj, dict):
+        raise ValueError('%s holds a %s, not MXNet optimizer states' % (path, type(obj).__name__))
+    shapes = {k: tuple(v) for k, v in (param_shapes or {}).items()}
+
+    def check(by_name):
+        for name, state in by_name.items():
+            if name not in shapes:
+                return 'parameter %s is not in the network' % name
+            got = _state_shape(state)
+            if got is not None and got != shapes[name]:
+                return 'the state of %s has shape %s, the parameter %s' % (name, got,
+                                                                           shapes[name])
+        return None
+
+    if all(isinstance(k, str) for k in obj):
+        problem = check(obj) if shapes else None
+        if problem:
+            raise ValueError('%s: %s' % (path, problem))
+        return dict(obj)
+    if not all(isinstance(k, int) for k in obj):
+        raise ValueError('%s: optimizer state keys are neither names nor indices' % path)
+    if not param_names:
+        raise ValueError('%s: optimizer states are indexed by parameter position, and the '
+                         'parameter order is unknown' % path)
+    problem = 'no state'
+    for num_devices in range(1, 65):
+        if obj and max(obj) // num_devices >= len(param_names):
+            continue
+        by_name = {param_names[k // num_devices]: v for k, v in obj.items()
+                   if k % num_devices == 0}
+        if len(by_name) * num_devices != len(obj):
+            problem = 'the indices do not form groups of %d devices' % num_devices
+            continue
+        problem = check(by_name)
+        if problem is None:
+            return by_name
+    raise ValueError('%s: the optimizer states do not match the parameters in their order '
+                     '(%s)' % (path, problem))

@@ -21,9 +21,11 @@ import mxnet as mx
 import numpy as np
 
 from dcn.callback import Speedometer, do_checkpoint
-from dcn.checkpoint import (BBOX_LAYERS, atomic_write, check_param_shapes, last_epoch,
-                            load_param, load_training_state, normalize_bbox_params, param_path,
-                            save_training_state, states_path)
+from dcn.checkpoint import (BBOX_LAYERS, TrainingStateFormatError, atomic_write,
+                            check_param_shapes, last_epoch, load_param, load_training_state,
+                            normalize_bbox_params, param_path, read_mxnet_optimizer_states,
+                            save_training_state, split_test_copies, states_path,
+                            symbol_argument_order, symbol_path)
 from dcn.config import config_to_dict, get_contexts, get_scales
 from dcn.loader import AnchorLoader
 from dcn.metric import get_train_metrics
@@ -191,14 +193,64 @@ def _save_training_state(mod, prefix, epoch, arg_params, logger):
                         {n: arg_params[n] for n in _exact_param_names(arg_params)})
 
 
+class _StatesByName(dict):
+    """Optimizer states by parameter name (read from the original's ``.states``)."""
+
+
+def _original_states(prefix, epoch, arg_params, logger):
+    """States by name from the MXNet optimizer states the original's training saved."""
+    path = states_path(prefix, epoch)
+    order = None
+    if os.path.isfile(symbol_path(prefix)):
+        order = [n for n in symbol_argument_order(symbol_path(prefix)) if n in arg_params]
+    try:
+        by_name = read_mxnet_optimizer_states(
+            path, order, {n: tuple(v.shape) for n, v in arg_params.items()})
+    except ValueError as exc:
+        raise ValueError('%s. To resume from this checkpoint, put beside it the training '
+                         'symbol %s written with it (the original saves it there), or move %s '
+                         'away to resume with zero momentum.'
+                         % (exc, symbol_path(prefix), path)) from None
+    logger.info('restored the MXNet optimizer states of %d parameters from %s', len(by_name),
+                path)
+    return _StatesByName(by_name)
+
+
+def _module_states(mod, by_name):
+    """Updater state bytes for ``mod`` from states by parameter name."""
+    import pickle
+    names = mod._exec_group.param_names
+    states = {}
+    if mod._update_on_kvstore:  # the kvstore's updater: keyed by name
+        states = {n: by_name[n] for n in names if n in by_name}
+    else:  # the module's updater: index * devices + device
+        ndev = len(mod._context)
+        for i, n in enumerate(names):
+            if n in by_name:
+                for k in range(ndev):
+                    states[i * ndev + k] = _copy_state(by_name[n])
+    return pickle.dumps(states)
+
+
+def _copy_state(state):
+    if state is None:
+        return None
+    if isinstance(state, (tuple, list)):
+        return type(state)(_copy_state(s) for s in state)
+    return state.copy()
+
+
 def _restore_training_state(cfg, prefix, epoch, arg_params, logger):
-    """Optimizer state bytes saved with ``epoch`` (None if absent); replaces, in place, the
-    box-regression parameters by their exact in-memory values."""
+    """Optimizer state saved with ``epoch``: bytes (this project's ``.states``), states by
+    name (the original's ``.states``) or None if absent. With this project's file, replaces,
+    in place, the box-regression parameters by their exact in-memory values."""
     try:
         states, exact = load_training_state(prefix, epoch)
     except FileNotFoundError:
         logger.warning('%s not found: resuming with zero momentum', states_path(prefix, epoch))
         return None
+    except TrainingStateFormatError:
+        return _original_states(prefix, epoch, arg_params, logger)
     for name, value in exact.items():
         if name in arg_params and tuple(arg_params[name].shape) == tuple(value.shape):
             arg_params[name] = mx.nd.array(value, dtype=value.dtype)
@@ -217,7 +269,8 @@ def _load_initial_params(cfg, prefix, begin_epoch, logger):
                                     % prefix)
         logger.info('resuming training from %s', param_path(prefix, epoch))
         arg, aux = load_param(prefix, epoch, convert=True)
-        return normalize_bbox_params(arg, means, stds), aux, epoch, False
+        return _training_params(arg, means, stds, param_path(prefix, epoch), logger), aux, \
+            epoch, False
     pretrained = str(cfg.network.pretrained or '')
     if not pretrained:
         logger.info('network.pretrained is empty: training from scratch')
@@ -230,7 +283,20 @@ def _load_initial_params(cfg, prefix, begin_epoch, logger):
             'to train from scratch.' % (path, pretrained, cfg.network.pretrained_epoch))
     logger.info('loading pretrained model %s', path)
     arg, aux = load_param(pretrained, cfg.network.pretrained_epoch, convert=True)
-    return normalize_bbox_params(arg, means, stds), aux, begin_epoch, False
+    return _training_params(arg, means, stds, path, logger), aux, begin_epoch, False
+
+
+def _training_params(arg, means, stds, path, logger):
+    """Parameters as trained (box regression normalised) from a ``.params`` file: ours and
+    the released models hold it un-normalised; the original's training checkpoints hold it
+    as trained plus an un-normalised ``NAME_test`` copy."""
+    arg, copies = split_test_copies(arg)
+    if copies:
+        logger.info('%s was written by the original training code: using %s as trained '
+                    '(not %s)', path, ', '.join(c[:-len('_test')] for c in copies),
+                    ', '.join(copies))
+        return arg
+    return normalize_bbox_params(arg, means, stds)
 
 
 def _check_finite(arrays, what, epoch, nbatch):
@@ -415,6 +481,8 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
         if _updater(mod) is None:
             logger.warning('optimizer state of %s not restored (distributed kvstore)', source)
         else:
+            if isinstance(opt_states, _StatesByName):
+                opt_states = _module_states(mod, opt_states)
             _updater(mod).set_states(opt_states)
 
     metric = get_train_metrics(cfg)

@@ -39,7 +39,8 @@ def test_rpn_metrics():
     assert abs(m.get()[1] - expect) < 1e-6
     m = RPNL1LossMetric()
     m.update(labels, preds)
-    assert abs(m.get()[1] - 0.5 * 16 / 1.0) < 1e-9  # summed loss over 1 foreground anchor
+    # the original's normalisation: summed loss over the 3 sampled anchors (label != -1)
+    assert abs(m.get()[1] - 0.5 * 16 / 3.0) < 1e-9
 
 
 def test_rcnn_metrics_ignore_ohem_dropped():

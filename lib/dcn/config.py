@@ -73,6 +73,7 @@ DEFAULTS = {
         'wd': 0.0005,                   # (+)
         'clip_gradient': None,          # (+) null = no clipping (as the original)
         'seed': 0,                      # (+) random seed (numpy, python, mxnet)
+        'ORIGINAL_QUIRKS': False,       # (+) the original's sampling quirks (docs/DESIGN.md)
         'begin_epoch': 0,
         'end_epoch': 0,
         'model_prefix': '',
@@ -352,6 +353,13 @@ def _to_plain(d):
 def config_to_dict(cfg):
     """Plain nested dict of ``cfg`` (numpy arrays as lists), e.g. for ``yaml.safe_dump``."""
     return _to_plain(cfg)
+
+
+def original_quirks(cfg):
+    """``TRAIN.ORIGINAL_QUIRKS``: train with the original's data order, gt box rounding,
+    RoI gap filling, anchor labelling, proposal padding and warmup on resume, where this
+    project differs on purpose (docs/DESIGN.md, "Where we differ from the original")."""
+    return bool(cfg.TRAIN.get('ORIGINAL_QUIRKS', False))
 
 
 def get_scales(cfg):

@@ -10,7 +10,8 @@ import os
 import cv2
 import numpy as np
 
-from .config import get_scales
+from .bbox import clip_boxes
+from .config import get_scales, original_quirks
 
 
 def imread(path, flipped=False):
@@ -149,7 +150,10 @@ def get_train_image(roi_rec, cfg, scale_index=None, rng=None):
         scale_index = int(rng.randint(0, len(scales)))
     if not 0 <= scale_index < len(scales):
         raise IndexError('scale_index %d out of range for SCALES %r' % (scale_index, cfg.SCALES))
-    tensor, rec, _ = _process(roi_rec, cfg, scales[scale_index])
+    tensor, rec, im_scale = _process(roi_rec, cfg, scales[scale_index])
+    if original_quirks(cfg):  # the original rounds the scaled boxes and clips them
+        boxes = np.round(np.asarray(roi_rec['boxes'], dtype=np.float64) * im_scale)
+        rec['boxes'] = clip_boxes(boxes, rec['im_info'][:2]).astype(np.float32)
     gt_inds = np.where(np.asarray(roi_rec['gt_classes']) != 0)[0]
     gt_boxes = np.empty((len(gt_inds), 5), dtype=np.float32)
     gt_boxes[:, :4] = rec['boxes'][gt_inds, :4]

@@ -14,6 +14,7 @@ import threading
 import mxnet as mx
 import numpy as np
 
+from dcn.config import original_quirks
 from dcn.image import get_image, get_train_image, tensor_vstack
 from dcn.rpn.assign_anchor import assign_anchor
 
@@ -142,6 +143,28 @@ class PrefetchingIter(mx.io.DataIter):
         return self._to_databatch(batch)
 
 
+def _original_order(roidb, batch_size, shuffle, aspect_grouping, rng):
+    """The original's AnchorLoader order: landscape images (shuffled), then portrait ones,
+    the rows of ``batch_size`` permuted only when ``batch_size`` does not divide the count
+    (its ``inds[:-extra]`` is empty otherwise); no grouping without shuffling."""
+    n = len(roidb)
+    if shuffle and aspect_grouping:
+        widths = np.array([r['width'] for r in roidb])
+        heights = np.array([r['height'] for r in roidb])
+        inds = np.hstack((rng.permutation(np.where(widths >= heights)[0]),
+                          rng.permutation(np.where(widths < heights)[0]))).astype(np.int64)
+        extra = n % batch_size
+        if extra:
+            rows = inds[:-extra].reshape((-1, batch_size))
+            inds[:-extra] = rows[rng.permutation(rows.shape[0])].reshape((-1,))
+    elif shuffle:
+        inds = rng.permutation(n)
+    else:
+        inds = np.arange(n)
+    full = n // batch_size * batch_size
+    return [inds[i:i + batch_size] for i in range(0, full, batch_size)]
+
+
 def _grouped_order(roidb, batch_size, shuffle, aspect_grouping, rng):
     """Batches of roidb indices; with aspect grouping each batch is all-landscape or all-portrait."""
     n = len(roidb)
@@ -232,8 +255,9 @@ class AnchorLoader(PrefetchingIter):
         return len(self.roidb) // self.batch_size
 
     def _epoch_batches(self):
-        return _grouped_order(self.roidb, self.batch_size, self.shuffle, self.aspect_grouping,
-                              self._order_rng)
+        order = _original_order if original_quirks(self.cfg) else _grouped_order
+        return order(self.roidb, self.batch_size, self.shuffle, self.aspect_grouping,
+                     self._order_rng)
 
     def set_epoch(self, seed, epoch):
         """Reseed the order and sampling generators from (``seed``, ``epoch``) and restart.

@@ -86,15 +86,16 @@ class RPNLogLossMetric(_Metric):
 
 
 class RPNL1LossMetric(_Metric):
-    """Sum of the RPN smooth-L1 loss per foreground anchor."""
+    """Sum of the RPN smooth-L1 loss per sampled anchor (label != -1), as the original
+    (so the figure compares with its training logs)."""
 
     def __init__(self):
         super(RPNL1LossMetric, self).__init__('RPNL1Loss')
 
     def update(self, labels, preds):
         bbox_loss = _pred(preds, 'rpn_bbox_loss')
-        bbox_weight = _label(labels, 'bbox_weight')
-        self._add(np.sum(bbox_loss), np.sum(bbox_weight > 0) / 4.0)
+        label = _label(labels, 'label')
+        self._add(np.sum(bbox_loss), np.sum(label != -1))
 
 
 def _rcnn_flat(preds):

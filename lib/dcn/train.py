@@ -26,7 +26,7 @@ from dcn.checkpoint import (BBOX_LAYERS, TrainingStateFormatError, atomic_write,
                             normalize_bbox_params, param_path, read_mxnet_optimizer_states,
                             save_training_state, split_test_copies, states_path,
                             symbol_argument_order, symbol_path)
-from dcn.config import config_to_dict, get_contexts, get_scales
+from dcn.config import config_to_dict, get_contexts, get_scales, original_quirks
 from dcn.loader import AnchorLoader
 from dcn.metric import get_train_metrics
 
@@ -125,7 +125,8 @@ def lr_schedule(cfg, begin_epoch, iters_per_epoch):
     remaining = [e - begin_epoch for e in lr_epochs if e > begin_epoch]
     lr = float(train.lr) * factor ** (len(lr_epochs) - len(remaining))
     iters = sorted(set(max(1, int(e * iters_per_epoch)) for e in remaining))
-    warmup = bool(train.warmup) and begin_epoch == 0
+    # warmup at the start of training; the original warms up again on every resume
+    warmup = bool(train.warmup) and (begin_epoch == 0 or original_quirks(cfg))
     sched = WarmupMultiFactorScheduler(iters, factor, warmup, float(train.warmup_lr),
                                        int(train.warmup_step))
     sched.base_lr = lr  # the optimizer is given the same value (no override message)

@@ -1,6 +1,10 @@
 """Detection datasets: PASCAL VOC, COCO and the synthetic Shapes dataset."""
 import logging
 
+import numpy as np
+
+from dcn.config import original_quirks
+
 from .coco import coco
 from .imdb import IMDB, filter_roidb, merge_roidb
 from .pascal_voc import PascalVOC
@@ -39,6 +43,9 @@ def load_gt_roidb(cfg, image_set_str, flip=False, result_path=None):
                              'dataset.NUM_CLASSES is %d' % (imdb.name, imdb.num_classes,
                                                             cfg.dataset.NUM_CLASSES))
         roidb = imdb.gt_roidb()
+        if original_quirks(cfg):  # the original stores boxes as uint16: truncated
+            roidb = [dict(r, boxes=np.trunc(np.asarray(r['boxes'], np.float64)).astype(
+                np.float32)) for r in roidb]
         if flip:
             roidb = imdb.append_flipped_images(roidb)
         imdbs.append(imdb)

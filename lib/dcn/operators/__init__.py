@@ -10,6 +10,7 @@ import mxnet as mx
 from dcn.operators import proposal as _proposal  # noqa: F401  (registers 'proposal')
 from dcn.operators import proposal_target as _proposal_target  # noqa: F401
 from dcn.operators import box_annotator_ohem as _box_annotator_ohem  # noqa: F401
+from dcn.config import original_quirks
 from dcn.operators._common import tuple_str
 
 __all__ = ['rpn_proposal', 'proposal_target', 'box_annotator_ohem', 'num_reg_classes']
@@ -26,7 +27,8 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
     Uses ``cfg.TRAIN`` or ``cfg.TEST`` (``RPN_PRE_NMS_TOP_N``, ``RPN_POST_NMS_TOP_N``,
     ``RPN_NMS_THRESH``, ``RPN_MIN_SIZE``, ``BATCH_IMAGES``, ``CXX_PROPOSAL``).  With
     ``CXX_PROPOSAL`` MXNet's ``contrib.Proposal`` (or ``MultiProposal`` for batches of
-    several images) is used, otherwise the ``proposal`` CustomOp.  Output
+    several images) is used, otherwise the ``proposal`` CustomOp (in training with
+    ``TRAIN.ORIGINAL_QUIRKS``, short lists padded with random kept proposals).  Output
     (N * post_nms_top_n, 5): batch index, x1, y1, x2, y2.
     """
     section = cfg.TRAIN if is_train else cfg.TEST
@@ -55,7 +57,8 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
                          rpn_pre_nms_top_n=str(int(section.RPN_PRE_NMS_TOP_N)),
                          rpn_post_nms_top_n=str(int(section.RPN_POST_NMS_TOP_N)),
                          threshold=str(float(section.RPN_NMS_THRESH)),
-                         rpn_min_size=str(float(section.RPN_MIN_SIZE)))
+                         rpn_min_size=str(float(section.RPN_MIN_SIZE)),
+                         random_pad=str(bool(is_train and original_quirks(cfg))))
 
 
 def proposal_target(rois, gt_boxes, cfg, num_classes, name='proposal_target'):
@@ -64,7 +67,8 @@ def proposal_target(rois, gt_boxes, cfg, num_classes, name='proposal_target'):
     ``gt_boxes`` is the (N, G, 5) data input.  Reads ``cfg.TRAIN.BATCH_IMAGES``,
     ``BATCH_ROIS`` (-1: all proposals plus gt), ``FG_FRACTION``, ``FG_THRESH``,
     ``BG_THRESH_HI/LO``, ``BBOX_NORMALIZATION_PRECOMPUTED``, ``BBOX_MEANS/STDS``,
-    ``BBOX_WEIGHTS`` and ``cfg.CLASS_AGNOSTIC``.
+    ``BBOX_WEIGHTS``, ``ORIGINAL_QUIRKS`` (the original's gap filling) and
+    ``cfg.CLASS_AGNOSTIC``.
     """
     train = cfg.TRAIN
     if int(train.BATCH_ROIS) == 0 or int(train.BATCH_ROIS) < -1:
@@ -86,7 +90,8 @@ def proposal_target(rois, gt_boxes, cfg, num_classes, name='proposal_target'):
                           normalize=str(bool(train.BBOX_NORMALIZATION_PRECOMPUTED)),
                           bbox_means=tuple_str(train.BBOX_MEANS),
                           bbox_stds=tuple_str(train.BBOX_STDS),
-                          bbox_weights=tuple_str(train.BBOX_WEIGHTS))
+                          bbox_weights=tuple_str(train.BBOX_WEIGHTS),
+                          original_gaps=str(original_quirks(cfg)))
     return group[0], group[1], group[2], group[3]
 
 

@@ -12,9 +12,11 @@ dropped, the ``rpn_pre_nms_top_n`` best scores are kept (<= 0: all), NMS at
 ``threshold`` is applied and the ``rpn_post_nms_top_n`` best kept, in
 descending score order. Equal scores (a confident RPN saturates the float32
 softmax at 1.0) are ordered as the original orders them: NumPy's default
-``scores.argsort()[::-1]`` on the float32 scores, here and again inside the NMS. When fewer survive, the kept list is repeated
-cyclically up to ``rpn_post_nms_top_n`` (deterministic). If no box survives the
-size filter, the whole image is proposed with score 0.
+``scores.argsort()[::-1]`` on the float32 scores, here and again inside the NMS.
+When fewer survive, the kept list is repeated cyclically up to
+``rpn_post_nms_top_n`` (deterministic), or, with ``random_pad``, completed with
+kept proposals drawn at random (numpy's global generator), as the original.
+If no box survives the size filter, the whole image is proposed with score 0.
 """
 import mxnet as mx
 import numpy as np
@@ -33,7 +35,8 @@ def _filter_boxes(boxes, min_size):
 
 
 def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
-                    pre_nms_top_n, post_nms_top_n, nms_thresh, min_size, nms=None):
+                    pre_nms_top_n, post_nms_top_n, nms_thresh, min_size, nms=None,
+                    random_pad=False):
     """Proposals of one image. ``cls_prob`` (2A, H, W), ``bbox_deltas`` (4A, H, W).
 
     Returns (post_nms_top_n, 4) boxes and (post_nms_top_n,) scores.
@@ -76,20 +79,23 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
     keep = np.asarray(nms(dets), dtype=np.int64)
     if post_nms_top_n > 0:
         keep = keep[:post_nms_top_n]
-        if len(keep) < post_nms_top_n:
+        if len(keep) < post_nms_top_n and random_pad:
+            pad = np.random.choice(keep, size=post_nms_top_n - len(keep))
+            keep = np.hstack((keep, pad))
+        elif len(keep) < post_nms_top_n:
             keep = np.resize(keep, post_nms_top_n)
     return proposals[keep, :].astype(np.float32), scores[keep].astype(np.float32)
 
 
 def proposal_numpy(cls_prob, bbox_pred_map, im_info, feat_stride=16, scales=(8, 16, 32),
                    ratios=(0.5, 1, 2), pre_nms_top_n=6000, post_nms_top_n=300,
-                   nms_thresh=0.7, min_size=16, nms=None):
+                   nms_thresh=0.7, min_size=16, nms=None, random_pad=False):
     """Batched proposals: returns rois (N * post, 5) and scores (N * post, 1)."""
     rois, all_scores = [], []
     for b in range(cls_prob.shape[0]):
         boxes, scores = proposal_single(cls_prob[b], bbox_pred_map[b], im_info[b], feat_stride,
                                         scales, ratios, pre_nms_top_n, post_nms_top_n,
-                                        nms_thresh, min_size, nms)
+                                        nms_thresh, min_size, nms, random_pad)
         batch_col = np.full((boxes.shape[0], 1), b, dtype=np.float32)
         rois.append(np.hstack((batch_col, boxes)))
         all_scores.append(scores[:, np.newaxis])
@@ -98,8 +104,9 @@ def proposal_numpy(cls_prob, bbox_pred_map, im_info, feat_stride=16, scales=(8, 
 
 class ProposalOperator(mx.operator.CustomOp):
     def __init__(self, feat_stride, scales, ratios, output_score, pre_nms_top_n,
-                 post_nms_top_n, threshold, min_size):
+                 post_nms_top_n, threshold, min_size, random_pad=False):
         super(ProposalOperator, self).__init__()
+        self._random_pad = random_pad
         self._feat_stride = feat_stride
         self._scales = scales
         self._ratios = ratios
@@ -119,7 +126,7 @@ class ProposalOperator(mx.operator.CustomOp):
                              % (im_info.shape[0], cls_prob.shape[0]))
         rois, scores = proposal_numpy(cls_prob, deltas, im_info, self._feat_stride, self._scales,
                                       self._ratios, self._pre, self._post, self._threshold,
-                                      self._min_size, self._nms)
+                                      self._min_size, self._nms, self._random_pad)
         self.assign(out_data[0], req[0], rois)
         if self._output_score:
             self.assign(out_data[1], req[1], scores)
@@ -132,8 +139,9 @@ class ProposalOperator(mx.operator.CustomOp):
 class ProposalProp(mx.operator.CustomOpProp):
     def __init__(self, feat_stride='16', scales='(8, 16, 32)', ratios='(0.5, 1, 2)',
                  output_score='False', rpn_pre_nms_top_n='6000', rpn_post_nms_top_n='300',
-                 threshold='0.3', rpn_min_size='16'):
+                 threshold='0.3', rpn_min_size='16', random_pad='False'):
         super(ProposalProp, self).__init__(need_top_grad=False)
+        self._random_pad = parse_bool(random_pad)
         # MXNet cannot propagate an exception raised while it creates the operator property:
         # argument errors are kept and raised from infer_shape (an MXNetError for the caller)
         self._output_score = str(output_score).strip().lower() in ('true', '1', 'yes')
@@ -177,7 +185,8 @@ class ProposalProp(mx.operator.CustomOpProp):
     def create_operator(self, ctx, shapes, dtypes):
         check_error(self)
         return ProposalOperator(self._feat_stride, self._scales, self._ratios, self._output_score,
-                                self._pre, self._post, self._threshold, self._min_size)
+                                self._pre, self._post, self._threshold, self._min_size,
+                                self._random_pad)
 
     def declare_backward_dependency(self, out_grad, in_data, out_data):
         return []

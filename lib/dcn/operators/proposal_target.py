@@ -47,7 +47,8 @@ def sample_rois(rois, gt_boxes, num_classes, rois_per_image, fg_rois_per_image, 
     :param rois: (R, 5) proposals of this image (batch column included)
     :param gt_boxes: (G, 5) valid ground truth of this image
     :param params: dict with fg_thresh, bg_thresh_hi, bg_thresh_lo, num_reg_classes,
-        normalize, means, stds, bbox_weights
+        normalize, means, stds, bbox_weights, original_gaps (fill the sample as the original:
+        random RoIs of any overlap, without repeats within a draw, all labelled background)
     :return: rois (P, 5), labels (P,), bbox_targets (P, 4K), bbox_weights (P, 4K)
     """
     num_reg = params['num_reg_classes']
@@ -75,6 +76,12 @@ def sample_rois(rois, gt_boxes, num_classes, rois_per_image, fg_rois_per_image, 
 
     keep = np.concatenate([fg_inds, bg_inds]).astype(np.int64)
     gap = rois_per_image - len(keep)
+    if params.get('original_gaps'):
+        while len(keep) < rois_per_image:
+            draw = min(rois.shape[0], rois_per_image - len(keep))
+            keep = np.concatenate([keep, rng.choice(np.arange(rois.shape[0]), size=draw,
+                                                    replace=False)]).astype(np.int64)
+        gap = 0
     if gap > 0:
         # fill with further background RoIs (IoU < fg_thresh), without repeats when possible;
         # foreground RoIs left out by the fg cap must not come back labelled background
@@ -87,7 +94,10 @@ def sample_rois(rois, gt_boxes, num_classes, rois_per_image, fg_rois_per_image, 
 
     labels = labels[keep]
     tail = labels[num_fg:]
-    tail[max_overlaps[keep[num_fg:]] < params['fg_thresh']] = 0
+    if params.get('original_gaps'):
+        tail[:] = 0
+    else:
+        tail[max_overlaps[keep[num_fg:]] < params['fg_thresh']] = 0
     sampled = rois[keep]
 
     targets = np.zeros((len(keep), 4), dtype=np.float32)
@@ -171,20 +181,20 @@ class ProposalTargetProp(mx.operator.CustomOpProp):
     def __init__(self, num_classes, batch_images='1', batch_rois='128', fg_fraction='0.25',
                  fg_thresh='0.5', bg_thresh_hi='0.5', bg_thresh_lo='0.0', num_reg_classes='0',
                  normalize='True', bbox_means='(0,0,0,0)', bbox_stds='(0.1,0.1,0.2,0.2)',
-                 bbox_weights='(1,1,1,1)', seed='-1'):
+                 bbox_weights='(1,1,1,1)', seed='-1', original_gaps='False'):
         super(ProposalTargetProp, self).__init__(need_top_grad=False)
         # argument errors are raised from infer_shape (see ProposalProp)
         self._error = None
         try:
             self._setup(num_classes, batch_images, batch_rois, fg_fraction, fg_thresh,
                         bg_thresh_hi, bg_thresh_lo, num_reg_classes, normalize, bbox_means,
-                        bbox_stds, bbox_weights, seed)
+                        bbox_stds, bbox_weights, seed, original_gaps)
         except (ValueError, TypeError) as exc:
             self._error = str(exc)
 
     def _setup(self, num_classes, batch_images, batch_rois, fg_fraction, fg_thresh, bg_thresh_hi,
                bg_thresh_lo, num_reg_classes, normalize, bbox_means, bbox_stds, bbox_weights,
-               seed):
+               seed, original_gaps):
         self._num_classes = int(num_classes)
         self._batch_images = int(batch_images)
         self._batch_rois = int(batch_rois)
@@ -200,7 +210,7 @@ class ProposalTargetProp(mx.operator.CustomOpProp):
         self._params = {
             'fg_thresh': float(fg_thresh), 'bg_thresh_hi': float(bg_thresh_hi),
             'bg_thresh_lo': float(bg_thresh_lo), 'num_reg_classes': self._num_reg,
-            'normalize': parse_bool(normalize),
+            'normalize': parse_bool(normalize), 'original_gaps': parse_bool(original_gaps),
             'means': np.array(parse_floats(bbox_means, 'proposal_target bbox_means'), np.float32),
             'stds': np.array(parse_floats(bbox_stds, 'proposal_target bbox_stds'), np.float32),
             'bbox_weights': np.array(parse_floats(bbox_weights, 'proposal_target bbox_weights'),

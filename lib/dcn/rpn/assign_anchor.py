@@ -15,6 +15,7 @@ returned arrays use the layout the training symbol consumes:
 import numpy as np
 
 from dcn.bbox import bbox_overlaps, bbox_transform
+from dcn.config import original_quirks
 
 __all__ = ['assign_anchor', 'shifted_anchors']
 
@@ -115,8 +116,9 @@ def assign_anchor(feat_shape, gt_boxes, im_info, cfg, feat_stride=16,
         max_overlaps = overlaps[np.arange(len(inds_inside)), argmax_overlaps]
         gt_max_overlaps = overlaps.max(axis=0)
         # every gt box claims the anchor(s) overlapping it most; a gt box that
-        # touches no anchor at all claims nothing (rather than every anchor)
-        gt_max_overlaps = np.where(gt_max_overlaps > 0, gt_max_overlaps, np.inf)
+        # touches no anchor at all claims nothing (the original: every anchor it misses)
+        if not original_quirks(cfg):
+            gt_max_overlaps = np.where(gt_max_overlaps > 0, gt_max_overlaps, np.inf)
         gt_argmax_overlaps = np.where(overlaps == gt_max_overlaps[np.newaxis, :])[0]
 
         if not train.RPN_CLOBBER_POSITIVES:

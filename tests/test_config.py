@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
-from dcn.config import (DEFAULTS, NO_EFFECT, config_to_dict, get_contexts, get_scales,
-                        load_config, no_effect_keys, update_config)
+import dcn.config
+from dcn.config import (DEFAULTS, NO_EFFECT, config_files, config_to_dict, get_contexts,
+                        get_scales, load_config, no_effect_keys, register_defaults,
+                        update_config)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the original experiment files (shared/ beside the checkout) of the two families built
@@ -34,8 +36,15 @@ def _write(tmp_path, text, name='exp.yaml'):
 @pytest.mark.parametrize('path', REF, ids=[os.path.basename(p) for p in REF])
 def test_every_reference_config_loads_with_its_values(path):
     cfg = load_config(path)
-    raw = yaml.safe_load(open(path))
-    # every value of the file is found in the loaded config
+    # every value of the file (and of its _BASE_ files, which it overrides) is found in the
+    # loaded config
+    raw = {}
+    for _, data in config_files(path):
+        for sec, v in data.items():
+            if isinstance(v, dict):
+                raw.setdefault(sec, {}).update(v)
+            else:
+                raw[sec] = v
     for sec, v in raw.items():
         if isinstance(v, dict):
             for k, vv in v.items():
@@ -238,3 +247,90 @@ def test_no_effect_keys_are_read_by_nothing():
             assert pattern not in text, (key, pattern)
     assert no_effect_keys(['TRAIN.ALTERNATE.rpn2_epoch', 'TRAIN.lr', 'TRAIN.END2END']) == \
         ['TRAIN.ALTERNATE.rpn2_epoch', 'TRAIN.END2END']
+
+
+# ------------------------------------------------------------------ _BASE_ inheritance
+
+
+def test_base_file_is_read_first_and_overridden(tmp_path):
+    (tmp_path / 'sub').mkdir()
+    _write(tmp_path, 'symbol: base_net\nTRAIN:\n  lr: 0.1\n  end_epoch: 7\n', 'base.yaml')
+    _write(tmp_path, '_BASE_: ../base.yaml\nTRAIN:\n  lr: 0.2\n', 'sub/mid.yaml')
+    child = _write(tmp_path, '_BASE_: mid.yaml\nTEST:\n  NMS: 0.4\n', 'sub/child.yaml')
+    cfg = load_config(child)
+    assert cfg.symbol == 'base_net' and cfg.TRAIN.end_epoch == 7   # from the first base
+    assert cfg.TRAIN.lr == 0.2                                      # the middle file wins
+    assert cfg.TEST.NMS == 0.4 and cfg.TRAIN.momentum == 0.9        # own key, default
+    assert cfg.config_name == 'child'                               # named after the file
+    assert [os.path.basename(p) for p, _ in config_files(child)] == ['base.yaml', 'mid.yaml',
+                                                                      'child.yaml']
+
+
+def test_base_errors_name_the_file(tmp_path):
+    bad = _write(tmp_path, 'TRAIN:\n  LRR: 1\n', 'bad_base.yaml')
+    child = _write(tmp_path, '_BASE_: bad_base.yaml\nsymbol: x\n', 'child.yaml')
+    with pytest.raises(ValueError) as e:
+        load_config(child)
+    assert 'TRAIN.LRR' in str(e.value) and bad in str(e.value)
+    missing = _write(tmp_path, '_BASE_: nowhere.yaml\n', 'missing.yaml')
+    with pytest.raises(FileNotFoundError) as e:
+        load_config(missing)
+    assert missing in str(e.value) and 'nowhere.yaml' in str(e.value)
+    _write(tmp_path, '_BASE_: loop_b.yaml\n', 'loop_a.yaml')
+    _write(tmp_path, '_BASE_: loop_a.yaml\n', 'loop_b.yaml')
+    with pytest.raises(ValueError, match='cycle'):
+        load_config(str(tmp_path / 'loop_a.yaml'))
+    with pytest.raises(ValueError, match='_BASE_'):
+        load_config(_write(tmp_path, '_BASE_: 3\n', 'num.yaml'))
+
+
+def test_shapes_configs_are_deltas_over_one_base():
+    files = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', 'shapes_*.yaml')))
+    assert len(files) == 6
+    for path in files:
+        chain = [os.path.relpath(p, ROOT) for p, _ in config_files(path)]
+        assert chain[0] == os.path.join('experiments', 'shapes_base.yaml'), chain
+        assert len(open(path).read().splitlines()) < 30, path
+
+
+# ------------------------------------------------------------------ schema extensions
+
+
+@pytest.fixture
+def restore_schema():
+    saved = (copy.deepcopy(DEFAULTS), dict(dcn.config._REGISTERED),
+             dict(dcn.config._CHOICES), list(dcn.config._NO_EFFECT_EXTRA))
+    yield
+    DEFAULTS.clear()
+    DEFAULTS.update(saved[0])
+    dcn.config._REGISTERED.clear()
+    dcn.config._REGISTERED.update(saved[1])
+    dcn.config._CHOICES.clear()
+    dcn.config._CHOICES.update(saved[2])
+    dcn.config._NO_EFFECT_EXTRA[:] = saved[3]
+
+
+def test_family_adds_keys_without_editing_config(tmp_path, restore_schema):
+    path = _write(tmp_path, 'TRAIN:\n  ENABLE_CROP: true\n  CROP_HEIGHT: 768\n'
+                            'seg:\n  mode: b\n')
+    with pytest.raises(ValueError, match='TRAIN.ENABLE_CROP'):
+        load_config(path)                      # not a key before the family registers it
+    register_defaults('toyseg', {'TRAIN': {'ENABLE_CROP': False, 'CROP_HEIGHT': 512},
+                                 'seg': {'mode': 'a'}}, choices={'seg.mode': ('a', 'b')})
+    register_defaults('toyseg', {'TRAIN': {'ENABLE_CROP': False}})   # same again: no-op
+    assert 'TRAIN.CROP_HEIGHT' in dcn.config.registered_keys('toyseg')
+    cfg = load_config(path)
+    assert cfg.TRAIN.ENABLE_CROP is True and cfg.TRAIN.CROP_HEIGHT == 768 and cfg.seg.mode == 'b'
+    assert cfg.TRAIN.lr == DEFAULTS['TRAIN']['lr']
+    # registered keys are type-checked and unknown keys still fail, naming key and file
+    with pytest.raises(ValueError, match='TRAIN.CROP_HEIGHT'):
+        load_config(_write(tmp_path, 'TRAIN:\n  CROP_HEIGHT: tall\n', 'b.yaml'))
+    with pytest.raises(ValueError, match='seg.mode'):
+        load_config(_write(tmp_path, 'seg:\n  mode: c\n', 'c.yaml'))
+    p = _write(tmp_path, 'seg:\n  mdoe: a\n', 'd.yaml')
+    with pytest.raises(ValueError) as e:
+        load_config(p)
+    assert 'seg.mdoe' in str(e.value) and p in str(e.value)
+    # no family may change an existing key
+    with pytest.raises(ValueError, match='TRAIN.lr'):
+        register_defaults('other', {'TRAIN': {'lr': 1.0}})

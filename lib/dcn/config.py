@@ -1,7 +1,10 @@
 """Experiment configuration.
 
 ``load_config(path)`` reads an experiment YAML file over the complete defaults below and
-returns an :class:`easydict.EasyDict`. Every key of the original code base's configuration
+returns an :class:`easydict.EasyDict`. A file may name a base file, ``_BASE_: other.yaml``
+(relative to the file itself), which is read first; the file then overrides some of its
+values (bases may have bases). A model family extends the schema with its own keys through
+:func:`register_defaults` (``add_xxx_config``-style) without editing this module. Every key of the original code base's configuration
 (``rfcn/config/config.py``, ``faster_rcnn/config/config.py``) is accepted, with the
 original's defaults; the keys that have no effect here (:data:`NO_EFFECT`) are named in a
 one-line warning when a file sets them. An unknown key or a value of the wrong type raises
@@ -167,6 +170,59 @@ _log = logging.getLogger(__name__)
 _NULLABLE = {'TRAIN.clip_gradient': float}
 # keys with a fixed set of values
 _CHOICES = {'TEST.SOFT_NMS_METHOD': ('linear', 'gaussian')}
+#: the key naming a file's base file
+BASE_KEY = '_BASE_'
+# keys added by the families (register_defaults): {full key: family name}
+_REGISTERED = {}
+_NO_EFFECT_EXTRA = []
+
+
+def _flat_keys(tree, prefix=''):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            for key in _flat_keys(v, prefix + k + '.'):
+                yield key
+        else:
+            yield prefix + k
+
+
+def register_defaults(family, keys, choices=None, nullable=None, no_effect=()):
+    """Add a family's configuration keys to the schema (detectron2's ``add_xxx_config``).
+
+    ``keys`` is a nested dict of new keys and their defaults (a new section, or new keys in
+    an existing section: ``{'TRAIN': {'ENABLE_CROP': False}}``); ``choices`` / ``nullable``
+    map full dotted names to a tuple of allowed values / the type a None default takes;
+    ``no_effect`` names keys that are accepted but change nothing. A key may be added once
+    (registering the same family's keys again with the same defaults is a no-op); changing
+    an existing key's default is an error, so that no family changes another's meaning.
+    """
+    def merge(dst, src, prefix):
+        for k, v in src.items():
+            key = prefix + str(k)
+            if isinstance(v, dict):
+                if k in dst and not isinstance(dst[k], dict):
+                    raise ValueError('register_defaults(%s): %r is a key, not a section'
+                                     % (family, key))
+                merge(dst.setdefault(k, {}), v, key + '.')
+            elif k in dst:
+                if _REGISTERED.get(key) == family and dst[k] == v:
+                    continue
+                raise ValueError('register_defaults(%s): key %r exists already (default %r)'
+                                 % (family, key, dst[k]))
+            else:
+                dst[k] = copy.deepcopy(v)
+                _REGISTERED[key] = family
+    merge(DEFAULTS, keys, '')
+    _CHOICES.update(choices or {})
+    _NULLABLE.update(nullable or {})
+    for key in no_effect:
+        if key not in _NO_EFFECT_EXTRA:
+            _NO_EFFECT_EXTRA.append(key)
+
+
+def registered_keys(family=None):
+    """Full names of the keys added by ``family`` (all families when None)."""
+    return sorted(k for k, f in _REGISTERED.items() if family is None or f == family)
 
 
 def _is_number(v):
@@ -274,7 +330,8 @@ def _merge(dst, src, prefix, path, seen=None):
 
 def no_effect_keys(keys):
     """The keys among ``keys`` (full dotted names) that have no effect here."""
-    return [k for k in keys if any(k == n or k.startswith(n + '.') for n in NO_EFFECT)]
+    inert = tuple(NO_EFFECT) + tuple(_NO_EFFECT_EXTRA)
+    return [k for k in keys if any(k == n or k.startswith(n + '.') for n in inert)]
 
 
 def _warn_no_effect(keys, path):
@@ -309,9 +366,7 @@ def default_config():
     return EasyDict(cfg)
 
 
-def load_config(path):
-    """Load the experiment YAML ``path`` over the defaults; returns an EasyDict."""
-    path = os.fspath(path)
+def _read_yaml(path):
     if not os.path.isfile(path):
         raise FileNotFoundError('config file not found: %s' % path)
     with open(path, 'r') as f:
@@ -319,11 +374,48 @@ def load_config(path):
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ValueError('config %s: not valid YAML: %s' % (path, exc)) from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError('config %s: the file must be a mapping of keys, got %r' % (path, data))
+    return data or {}
+
+
+def config_files(path):
+    """[(file, its keys without ``_BASE_``)] from the first base to ``path`` itself."""
+    chain = []
+    path = os.fspath(path)
+    while True:
+        real = os.path.realpath(path)
+        if real in [os.path.realpath(p) for p, _ in chain]:
+            raise ValueError('config %s: key %r forms a cycle (%s)' % (
+                chain[-1][0], BASE_KEY, ' -> '.join([p for p, _ in reversed(chain)] + [path])))
+        try:
+            data = _read_yaml(path)
+        except FileNotFoundError:
+            if chain:
+                raise FileNotFoundError('config %s: key %r names %s, which does not exist'
+                                        % (chain[-1][0], BASE_KEY, path)) from None
+            raise
+        data = dict(data)
+        base = data.pop(BASE_KEY, None)
+        chain.append((path, data))
+        if base is None:
+            break
+        if not isinstance(base, str) or not base:
+            raise ValueError('config %s: key %r must name a YAML file (relative to this '
+                             'file), got %r' % (path, BASE_KEY, base))
+        path = os.path.join(os.path.dirname(path), base)
+    return list(reversed(chain))
+
+
+def load_config(path):
+    """Load the experiment YAML ``path`` (after its ``_BASE_`` files) over the defaults;
+    returns an EasyDict. Each file's keys are checked and errors name the file setting them."""
+    path = os.fspath(path)
     cfg = copy.deepcopy(DEFAULTS)
     seen = []
-    if data is not None:
-        _merge(cfg, data, '', path, seen)
-    _warn_no_effect(seen, path)
+    for file_path, data in config_files(path):
+        _merge(cfg, data, '', file_path, seen)
+    _warn_no_effect(list(dict.fromkeys(seen)), path)
     if not cfg['config_name']:
         cfg['config_name'] = os.path.splitext(os.path.basename(path))[0]
     _finalize(cfg, path)

@@ -4,6 +4,7 @@ Inputs whose values identify positions (one-hot cells, coordinate ramps) go thro
 actual operators (dcn.ops and MXNet's built-in contrib ones); what comes out must be what
 dcn.tools.demo reports for the same RoI / offsets."""
 import itertools
+import json
 import os
 
 import numpy as np
@@ -366,3 +367,44 @@ def test_choose_units_object_background_object():
     _, (y, x) = demo.choose_units(act, (9, 11), boxes, margin=2)[1]
     assert 2 <= y <= 6 and 2 <= x <= 8
     assert dist(y, x) == max(dist(cy, cx) for cy in range(2, 7) for cx in range(2, 9))
+
+
+@pytest.mark.parametrize('num_classes,fused', [(6, False), (21, True)])
+def test_demo_reads_the_offsets_the_class_pooling_uses(num_classes, fused):
+    """The demo's ``rfcn_cls_offset_output`` is the ``trans`` of the class pooling in the CPU
+    test network (its offset branch fused into Conv1x1DeformablePSROIPooling from 8 classes
+    on): pooling ``rfcn_cls`` with it gives the network's own pooled scores."""
+    from dcn.config import load_config, update_config
+    from dcn.train import get_symbol_instance
+    cfg = load_config(os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs',
+                                   'shapes_mini_rfcn_dcn.yaml'))
+    cfg = update_config(cfg, {'dataset': {'NUM_CLASSES': num_classes}}, source='test')
+    sym = demo._psroi_symbol(cfg)
+    ops = [n['op'] for n in json.loads(sym.tojson())['nodes']]
+    assert ('dcn_Conv1x1DeformablePSROIPooling' in ops) == fused
+    internals = sym.get_internals()
+    group = mx.sym.Group([internals[n] for n in ('rfcn_cls_offset_output', 'rfcn_cls_output',
+                                                 'psroipooled_cls_rois_output')])
+    arg, aux = get_symbol_instance('rfcn', cfg).init_weight(cfg, {}, {})
+    rng = np.random.default_rng(4)
+    arg['rfcn_cls_offset_t_weight'] = mx.nd.array(
+        rng.normal(0, 0.05, arg['rfcn_cls_offset_t_weight'].shape))
+    arg['rfcn_cls_offset_t_bias'] = mx.nd.array(
+        rng.normal(0, 1.0, arg['rfcn_cls_offset_t_bias'].shape))
+    rois = np.array([[[0, 30, 40, 150, 120], [0, 100, 20, 220, 200]]], dtype=np.float32)
+    data = rng.uniform(-100, 100, (1, 3, 256, 320)).astype(np.float32)
+    ex = group.simple_bind(mx.cpu(), grad_req='null', data=data.shape, rois=rois.shape)
+    ex.copy_params_from(arg, aux, allow_extra_params=True)
+    ex.arg_dict['data'][:] = data
+    ex.arg_dict['rois'][:] = rois
+    trans, rfcn_cls, pooled = [o.asnumpy() for o in ex.forward(is_train=False)]
+    ncls = cfg.dataset.NUM_CLASSES
+    assert trans.shape == (2, 2 * ncls, 7, 7) and np.abs(trans).max() > 0.5
+    ref = mx.nd.contrib.DeformablePSROIPooling(
+        mx.nd.array(rfcn_cls), mx.nd.array(rois[0]), mx.nd.array(trans), spatial_scale=1 / 16.,
+        output_dim=ncls, group_size=7, pooled_size=7, part_size=7, sample_per_part=4,
+        trans_std=0.1, no_trans=False)
+    np.testing.assert_allclose(pooled, _first(ref).asnumpy(), rtol=1e-4, atol=1e-5)
+    # and the pooling parameters the demo reads from the network
+    assert demo._pooling_args(sym) == dict(trans_std=0.1, pooled_size=7, sample_per_part=4,
+                                           stride=16.0)

@@ -175,3 +175,15 @@ def test_params_not_fitting_the_network(checkpoints):
     assert 'Traceback' not in proc.stderr
     assert 'do not fit the network' in proc.stderr
     assert 'conv_new_1_weight' in proc.stderr
+
+
+def test_detections_for_the_pictures_one_per_object(monkeypatch):
+    """The demos draw the best detections, dropping a box that is a better one's object
+    detected as another class (IoU >= 0.7)."""
+    per_class = [np.zeros((0, 5), np.float32),
+                 np.array([[10, 10, 50, 50, 0.9], [100, 100, 140, 150, 0.3]], np.float32),
+                 np.array([[11, 10, 50, 51, 0.8], [60, 10, 90, 40, 0.5]], np.float32)]
+    monkeypatch.setattr(demo, 'detect', lambda *a: per_class)
+    dets = demo._detections(None, None, None, None, 3)
+    np.testing.assert_allclose(dets[:, 4], [0.9, 0.5, 0.3])
+    assert len(demo._detections(None, None, None, None, 1)) == 1

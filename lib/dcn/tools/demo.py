@@ -409,10 +409,22 @@ def _has_rpn(prefix, epoch):
         return False
 
 
-def _detections(detector, im, cfg, nms, num):
-    """The ``num`` best detections of ``im`` (any class): (k, 5) x1, y1, x2, y2, score."""
+def _detections(detector, im, cfg, nms, num, same_object=0.7):
+    """The ``num`` best detections of ``im``, one per object: (k, 5) x1, y1, x2, y2, score,
+    best first; a box overlapping a better one (of any class) by IoU >= ``same_object`` is
+    the same object detected as another class, and dropped."""
+    from dcn.bbox import bbox_overlaps
     dets = np.vstack(detect(detector, im, cfg, nms, 0.0)[1:])
-    return dets[np.argsort(-dets[:, 4], kind='stable')][:num]
+    dets = dets[np.argsort(-dets[:, 4], kind='stable')]
+    keep = []
+    for i in range(len(dets)):
+        if len(keep) == num:
+            break
+        if keep and bbox_overlaps(dets[i:i + 1, :4].astype(np.float64),
+                                  dets[keep, :4].astype(np.float64)).max() >= same_object:
+            continue
+        keep.append(i)
+    return dets[keep]
 
 
 # ------------------------------------------------------------------------------ deformable conv

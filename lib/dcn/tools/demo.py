@@ -34,7 +34,8 @@ import numpy as np
 __all__ = ['COCO_CLASSES', 'DemoError', 'PSRoISampling', 'class_names', 'detect_main',
            'deform_conv_main', 'deform_psroi_main', 'sampling_points', 'conv_chain',
            'choose_units', 'feature_to_image', 'image_to_feature', 'psroi_sampling',
-           'psroi_bins', 'class_part_offsets', 'select_bins', 'prepare_image', 'load_model_params', 'list_images']
+           'psroi_bins', 'class_part_offsets', 'select_bins', 'prepare_image',
+           'load_model_params', 'list_images']
 
 _log = logging.getLogger('dcn.demo')
 

@@ -1,7 +1,6 @@
 """Demos: detection (R-FCN, Faster R-CNN), deformable convolution sampling points and
 deformable PS RoI pooling parts, run as command-line programs on small Shapes checkpoints
 (random weights with non-zero offsets), plus the geometry they draw."""
-import itertools
 import json
 import os
 import subprocess
@@ -103,17 +102,31 @@ def demo_cfg(cfg_file):
 def test_deform_conv_demo(tmp_path, checkpoints):
     out = tmp_path / 'conv'
     proc = _run('rfcn/deform_conv_demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['rfcn'],
-                '--images', *IMAGES, '--num_points', '2', '--output', str(out))
+                '--images', *IMAGES, '--output', str(out))
     _ok(proc)
-    # the small network has two deformable layers (res5a, res5b): 9^2 sampling points
-    assert '81 sampling points' in proc.stderr
+    # the small network chains res5b_branch2b, res5b_branch2a (regular), res5a_branch2b
+    assert 'res5b_branch2b, res5b_branch2a (regular), res5a_branch2b' in proc.stderr
+    assert proc.stderr.count('729 sampling points') == 3 * len(IMAGES)
     for path, hw in _image_sizes().items():
         stem = os.path.splitext(os.path.basename(path))[0]
-        for k in range(2):
-            drawn = _check_png(str(out / ('%s_unit%d.png' % (stem, k))), hw)
+        for k, kind in enumerate(('object', 'background', 'object')):
+            drawn = _check_png(str(out / ('%s_unit%d_%s.png' % (stem, k, kind))), hw)
             # red sampling points and the green unit are drawn
             assert np.any(np.all(drawn == (0, 0, 255), axis=2))
             assert np.any(np.all(drawn == (0, 255, 0), axis=2))
+    # units given in image pixels: the drawn unit is the cell holding that pixel
+    out2 = tmp_path / 'conv_points'
+    proc = _run('rfcn/deform_conv_demo.py', '--cfg', RFCN_CFG, '--params', checkpoints['rfcn'],
+                '--images', IMAGES[0], '--points', '100,60', '--output', str(out2))
+    _ok(proc)
+    assert sorted(os.listdir(out2)) == ['shapes_1_unit0.png']
+    drawn = cv2.imread(str(out2 / 'shapes_1_unit0.png'))
+    ys, xs = np.nonzero(np.all(drawn == (0, 255, 0), axis=2))
+    cfg = demo_cfg(RFCN_CFG)
+    _, _, scale = demo.prepare_image(cv2.imread(IMAGES[0]), cfg)
+    cy, cx = demo.feature_to_image(np.round(demo.image_to_feature([60, 100], scale)), scale)
+    assert abs(ys.mean() - cy) < 1.5 and abs(xs.mean() - cx) < 1.5
+    assert abs(cx - 100) <= 8 / scale + 0.5 and abs(cy - 60) <= 8 / scale + 0.5
 
 
 def test_deform_psroi_demo(tmp_path, checkpoints):
@@ -164,61 +177,13 @@ def test_params_not_fitting_the_network(checkpoints):
     assert 'conv_new_1_weight' in proc.stderr
 
 
-# ------------------------------------------------------------------------------ geometry
-def test_sampling_points_zero_offsets_regular_dilated_grid():
-    offsets = [np.zeros((72, 12, 14), np.float32) for _ in range(3)]  # res5c, res5b, res5a
-    pts = demo.sampling_points(offsets, 5, 6)
-    assert pts.shape == (729, 2)
-    # each layer adds (i - 1) * 2 with i in 0..2 (dilation 2, pad 2, stride 1)
-    expect = sorted((5 + 2 * (a + b + c), 6 + 2 * (d + e + f))
-                    for (a, d), (b, e), (c, f) in itertools.product(
-                        itertools.product((-1, 0, 1), repeat=2), repeat=3))
-    assert sorted(map(tuple, pts.tolist())) == expect
-    # the first 9 points belong to the top layer's first kernel position (-1, -1) and then
-    # follow the 3x3 grids of the two layers below, row-major
-    np.testing.assert_allclose(pts[0], [5 - 6, 6 - 6])
-    np.testing.assert_allclose(pts[8], [5 - 2, 6 - 2])
-    np.testing.assert_allclose(demo.feature_to_image(pts[:1], 0.5), [[-32.0, 0.0]])
-
-
-def test_sampling_points_follow_group_offsets():
-    off = np.zeros((72, 10, 10), np.float32)
-    off[0:18:2] = 1.5     # group 0: dy = 1.5 for every kernel position
-    off[1:18:2] = -0.5    # group 0: dx = -0.5
-    off[18 + 1:36:2] = 2  # group 1: dx = 2
-    base = demo.sampling_points([np.zeros_like(off)] * 2, 4, 4)
-    g0 = demo.sampling_points([off, off], 4, 4, group=0)
-    np.testing.assert_allclose(g0 - base, np.tile([[3.0, -1.0]], (81, 1)))
-    g1 = demo.sampling_points([off, off], 4, 4, group=1)
-    np.testing.assert_allclose(g1 - base, np.tile([[0.0, 4.0]], (81, 1)))
-    gm = demo.sampling_points([off], 4, 4, group=-1)
-    np.testing.assert_allclose(gm - demo.sampling_points([np.zeros_like(off)], 4, 4),
-                               np.tile([[1.5 / 4, (-0.5 + 2) / 4]], (9, 1)))
-
-
-def test_sampling_points_interpolate_offsets_at_fractional_positions():
-    off = np.zeros((18, 8, 8), np.float32)
-    off[0, :, 3] = 0.0
-    off[0, :, 4] = 2.0      # dy of kernel position 0 grows with x
-    top = np.zeros((18, 8, 8), np.float32)
-    top[1] = 0.5            # top layer: kernel position 0 moves by dx = +0.5
-    pts = demo.sampling_points([top, off], 4, 5)
-    # top kernel position 0 samples at (4 - 2, 5 - 2 + 0.5) = (2, 3.5); the layer below
-    # reads dy there as the mean of columns 3 and 4 = 1.0 for its kernel position 0
-    np.testing.assert_allclose(pts[0], [2 - 2 + 1.0, 3.5 - 2])
-    with pytest.raises(ValueError):
-        demo.sampling_points([np.zeros((20, 4, 4))], 1, 1)
-
-
-def test_psroi_bins_regular_and_shifted():
-    roi = (10, 20, 79, 55)  # 70 x 36 pixels
-    bins = demo.psroi_bins(roi, np.zeros((2, 7, 7)))
-    np.testing.assert_allclose(bins[0, 0], [10, 20, 20, 25.142857], rtol=1e-6)
-    np.testing.assert_allclose(bins[6, 6, 2:], [80, 56])
-    trans = np.zeros((2, 7, 7))
-    trans[0, 2, 3] = 1.0    # x offset of part (2, 3): 0.1 x RoI width = 7 px
-    trans[1, 2, 3] = -0.5   # y offset: -0.05 x RoI height = -1.8 px
-    shifted = demo.psroi_bins(roi, trans)
-    np.testing.assert_allclose(shifted[2, 3] - bins[2, 3], [7, -1.8, 7, -1.8], atol=1e-9)
-    moved = np.any(shifted != bins, axis=2)
-    assert moved.sum() == 1 and moved[2, 3]
+def test_detections_for_the_pictures_one_per_object(monkeypatch):
+    """The demos draw the best detections, dropping a box that is a better one's object
+    detected as another class (IoU >= 0.7)."""
+    per_class = [np.zeros((0, 5), np.float32),
+                 np.array([[10, 10, 50, 50, 0.9], [100, 100, 140, 150, 0.3]], np.float32),
+                 np.array([[11, 10, 50, 51, 0.8], [60, 10, 90, 40, 0.5]], np.float32)]
+    monkeypatch.setattr(demo, 'detect', lambda *a: per_class)
+    dets = demo._detections(None, None, None, None, 3)
+    np.testing.assert_allclose(dets[:, 4], [0.9, 0.5, 0.3])
+    assert len(demo._detections(None, None, None, None, 1)) == 1

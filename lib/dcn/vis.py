@@ -1,4 +1,5 @@
-"""Drawing detections on images and saving them as PNG files (OpenCV)."""
+"""Drawing on images with OpenCV: detections (and saving them as PNG files), and the sampling
+geometry of the deformable modules (sampling points, deformable PS RoI pooling bins)."""
 import os
 
 import cv2
@@ -55,3 +56,59 @@ def save_detections(path, im, detections, class_names, thresh=0.5, scale=1.0):
     if not cv2.imwrite(path, drawn):
         raise IOError('cannot write image %s' % path)
     return path
+
+
+# ------------------------------------------------------------------------------ deformable modules
+def pixel_span(a, b):
+    """First and last pixel whose centre lies in the interval [a, b] of pixel-centre
+    coordinates (pixel i covers [i - 0.5, i + 0.5], so a box x1..x2 of inclusive pixels is
+    [x1 - 0.5, x2 + 0.5]); the nearest pixel when the interval holds no centre."""
+    first, last = int(np.ceil(a)), int(np.floor(b))
+    if last < first:
+        first = last = int(np.round(0.5 * (a + b)))
+    return first, last
+
+
+def _label(out, text, x, y, color):
+    cv2.putText(out, text, (int(x), int(max(y, 12))), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
+                cv2.LINE_AA)
+
+
+def draw_sampling_points(im, points_yx, unit_yx, label=None, radius=None):
+    """Copy of BGR ``im`` with sampling points (red dots) and their activation unit (green
+    dot, drawn last). Positions are (y, x) pixel-centre coordinates of ``im``; NaN rows (samples
+    that do not read the map) are skipped."""
+    if im is None or im.ndim != 3 or im.shape[2] != 3:
+        raise ValueError('draw_sampling_points: im must be an (H, W, 3) BGR image')
+    out = np.ascontiguousarray(im.copy())
+    h, w = out.shape[:2]
+    r = radius or max(1, int(round(min(h, w) / 250.0)))
+    pts = np.asarray(points_yx, dtype=np.float64).reshape(-1, 2)
+    for y, x in pts[~np.isnan(pts).any(axis=1)]:
+        if -r <= x < w + r and -r <= y < h + r:
+            cv2.circle(out, (int(round(x)), int(round(y))), r, (0, 0, 255), -1, cv2.LINE_AA)
+    uy, ux = unit_yx
+    cv2.circle(out, (int(round(ux)), int(round(uy))), 2 * r + 2, (0, 255, 0), -1)
+    if label:
+        _label(out, label, 4, 14, (0, 255, 0))
+    return out
+
+
+def draw_psroi_bins(im, roi, bins, keep, label=None):
+    """Copy of BGR ``im`` with a RoI (yellow, ``roi`` x1, y1, x2, y2 inclusive pixels) and the
+    bins ``bins[i, j]`` (x1, y1, x2, y2 pixel-centre coordinates of the region, as
+    ``dcn.tools.demo.psroi_bins`` gives) for i, j in ``keep`` (red)."""
+    if im is None or im.ndim != 3 or im.shape[2] != 3:
+        raise ValueError('draw_psroi_bins: im must be an (H, W, 3) BGR image')
+    out = np.ascontiguousarray(im.copy())
+    x1, y1, x2, y2 = [int(round(v)) for v in roi[:4]]
+    cv2.rectangle(out, (x1, y1), (x2, y2), (0, 255, 255), 2)
+    for i in keep:
+        for j in keep:
+            bx1, by1, bx2, by2 = bins[i, j]
+            px1, px2 = pixel_span(bx1, bx2)
+            py1, py2 = pixel_span(by1, by2)
+            cv2.rectangle(out, (px1, py1), (px2, py2), (0, 0, 255), 1)
+    if label:
+        _label(out, label, x1, y1 - 4, (0, 255, 255))
+    return out

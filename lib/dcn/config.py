@@ -18,6 +18,7 @@ array, as the original code base did. Keys whose default is ``None`` accept ``nu
 the type listed in ``_NULLABLE``.
 """
 import copy
+import difflib
 import logging
 import os
 
@@ -317,7 +318,12 @@ def _merge(dst, src, prefix, path, seen=None):
     for k, v in src.items():
         key = prefix + str(k)
         if k not in dst:
-            raise ValueError('config %s: unknown key %r' % (path, key))
+            close = difflib.get_close_matches(str(k), [str(n) for n in dst], n=1, cutoff=0.6)
+            if not close:
+                close = [n for n in dst if str(n).lower() == str(k).lower()]
+            hint = ('; did you mean %r?' % (prefix + close[0])) if close else \
+                '; remove it or check its spelling'
+            raise ValueError('config %s: unknown key %r%s' % (path, key, hint))
         if isinstance(dst[k], dict):
             if v is None:
                 continue
@@ -368,7 +374,7 @@ def default_config():
 
 def _read_yaml(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError('config file not found: %s' % path)
+        raise FileNotFoundError('config file not found: %s (check the --cfg path)' % path)
     with open(path, 'r') as f:
         try:
             data = yaml.safe_load(f)

@@ -41,7 +41,9 @@ class coco(IMDB):  # noqa: N801 (name used by the configs: dataset: coco)
         from pycocotools.coco import COCO
         self.data_path = os.fspath(data_path)
         if not os.path.isdir(self.data_path):
-            raise FileNotFoundError('coco: data path not found: %s\nexpected layout:\n%s'
+            raise FileNotFoundError('coco: data path not found: %s (config key '
+                                    'dataset.dataset_path: put '
+                                    'the data there or change the key)\nexpected layout:\n%s'
                                     % (self.data_path, LAYOUT_HELP))
         self.data_name = _DATA_NAME.get(image_set, image_set)
         self.annotation_file = self._find_annotation_file()

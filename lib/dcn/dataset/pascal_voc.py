@@ -204,7 +204,9 @@ class PascalVOC(VOCLayoutIMDB):
         if not year.isdigit():
             raise ValueError("PascalVOC image_set must start with a year, e.g. '2007_test', got %r" % image_set)
         if not os.path.isdir(devkit_path):
-            raise FileNotFoundError('PascalVOC: devkit path not found: %s\nexpected layout:\n%s'
+            raise FileNotFoundError('PascalVOC: devkit path not found: %s (config key '
+                                    'dataset.dataset_path: put '
+                                    'the data there or change the key)\nexpected layout:\n%s'
                                     % (devkit_path, self.layout_help))
         self.year = year
         self.use_07_metric = int(year) < 2010

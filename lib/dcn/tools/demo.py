@@ -129,11 +129,12 @@ def _context(gpu):
 
 def _load_cfg(args, package, variant):
     """Config, symbol package, checkpoint prefix and epoch from the command line."""
-    from dcn.config import load_config, update_config
+    from dcn.config import update_config
+    from dcn.tools.main import load_family_config
     cfg_file, symbol, prefix = _RELEASED[(package, variant)]
     root = repo_root()
     if args.cfg:
-        cfg = load_config(args.cfg)
+        cfg = load_family_config(package, args.cfg)
         if not args.params:
             from dcn.train import output_dir
             prefix = os.path.join(output_dir(cfg, cfg.config_name, cfg.dataset.image_set),
@@ -142,7 +143,7 @@ def _load_cfg(args, package, variant):
         else:
             prefix, epoch = args.params, 0
     else:
-        cfg = load_config(os.path.join(root, 'experiments', cfg_file))
+        cfg = load_family_config(package, os.path.join(root, 'experiments', cfg_file))
         if symbol:
             cfg = update_config(cfg, {'symbol': symbol}, source='demo defaults')
         prefix, epoch = (args.params, 0) if args.params else (os.path.join(root, prefix), 0)
@@ -245,12 +246,9 @@ def _stem(path, used):
 
 
 def _run_cli(fn, argv):
+    from dcn.tools.cli import run
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    try:
-        return fn(argv)
-    except DemoError as exc:
-        sys.stderr.write('error: %s\n' % exc)
-        raise SystemExit(1)
+    return run(fn, argv)
 
 
 # ------------------------------------------------------------------------------ detection

@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 
+from dcn.tools.cli import run
+
 __all__ = ['train_end2end_main', 'test_main', 'train_test_main', 'parse_train_args',
            'parse_test_args']
 
@@ -17,6 +19,8 @@ def _base_parser(description):
     parser.add_argument('--cfg', required=True, help='experiment configuration file (YAML)')
     parser.add_argument('--gpus', default=None,
                         help="override 'gpus' (comma-separated ids; empty string for CPU)")
+    parser.add_argument('--debug', action='store_true',
+                        help='show the Python traceback of an error')
     return parser
 
 
@@ -48,9 +52,18 @@ def parse_test_args(argv=None):
     return args
 
 
-def _load(args):
-    from dcn.config import load_config, update_config
-    cfg = load_config(args.cfg)
+def load_family_config(symbol_package, path):
+    """Import the family package (which may register its own config keys), then load
+    ``path``."""
+    import importlib
+    from dcn.config import load_config
+    importlib.import_module(symbol_package)
+    return load_config(path)
+
+
+def _load(args, symbol_package):
+    from dcn.config import update_config
+    cfg = load_family_config(symbol_package, args.cfg)
     overrides = {}
     if args.gpus is not None:
         overrides['gpus'] = args.gpus
@@ -80,7 +93,7 @@ def _train(symbol_package, argv):
     serve_if_server()
     from dcn.train import create_logger, output_dir, save_config, train_net
     args = parse_train_args(argv)
-    cfg = _load(args)
+    cfg = _load(args, symbol_package)
     kv = _dist_kvstore(cfg)
     rank = kv.rank if kv is not None else 0
     name = cfg.config_name
@@ -98,17 +111,21 @@ def _train(symbol_package, argv):
 
 
 def train_end2end_main(symbol_package, argv=None):
-    """Parse arguments, train; returns (prefix, last epoch)."""
-    prefix, epoch, _ = _train(symbol_package, argv)
-    return prefix, epoch
+    """Parse arguments, train; returns (prefix, last epoch). A user's mistake is one line
+    ``error: ...`` and exit status 1 (the traceback with ``--debug``)."""
+    return run(lambda a: _train(symbol_package, a)[:2], argv)
 
 
 def test_main(symbol_package, argv=None):
     """Parse arguments, test a checkpoint; returns the evaluation results."""
+    return run(lambda a: _test(symbol_package, a), argv)
+
+
+def _test(symbol_package, argv):
     from dcn.tester import test_net
     from dcn.train import create_logger, output_dir
     args = parse_test_args(argv)
-    cfg = _load(args)
+    cfg = _load(args, symbol_package)
     name = cfg.config_name
     prefix = args.prefix or os.path.join(output_dir(cfg, name, cfg.dataset.image_set),
                                          cfg.TRAIN.model_prefix or 'e2e')
@@ -124,14 +141,17 @@ def test_main(symbol_package, argv=None):
 def train_test_main(symbol_package, argv=None):
     """Train, then test the configured epoch (``--epoch`` or TEST.test_epoch); in distributed
     training only the worker of rank 0 tests (the others return None)."""
+    return run(lambda a: _train_test(symbol_package, a), argv)
+
+
+def _train_test(symbol_package, argv):
     _, last_epoch, rank = _train(symbol_package, argv)
     if rank != 0:
         logging.getLogger('dcn').info('training finished; testing is left to the worker of '
                                       'rank 0')
         return None
     logging.getLogger('dcn').info('training finished, testing')
-    argv = list(sys.argv[1:] if argv is None else argv)
     if parse_train_args(argv).end_epoch is not None and '--epoch' not in argv:
         # the schedule was shortened on the command line: test what was trained
         argv += ['--epoch', str(last_epoch)]
-    return test_main(symbol_package, argv)
+    return _test(symbol_package, argv)

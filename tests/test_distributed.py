@@ -356,12 +356,11 @@ def test_dist_sync_training_two_workers(tmp_path):
     data = tmp_path / 'data'
     for image_set in ('minitrain', 'minitest'):  # generated once, not by both workers at once
         generate_shapes(str(data / 'shapes'), image_set)
-    cfg = yaml.safe_load(open(MINI_CFG))
-    cfg['default']['kvstore'] = 'dist_sync'
-    cfg['output_path'] = str(tmp_path / 'out')
-    cfg['dataset'].update(root_path=str(data), dataset_path=str(data / 'shapes'))
-    cfg['TRAIN'].update(end_epoch=2, lr_step='2')
-    cfg['TEST']['test_epoch'] = 2
+    # the mini config as the base, with what this job changes
+    cfg = {'_BASE_': os.path.abspath(MINI_CFG), 'default': {'kvstore': 'dist_sync'},
+           'output_path': str(tmp_path / 'out'),
+           'dataset': {'root_path': str(data), 'dataset_path': str(data / 'shapes')},
+           'TRAIN': {'end_epoch': 2, 'lr_step': '2'}, 'TEST': {'test_epoch': 2}}
     cfg_path = tmp_path / 'dist_mini.yaml'
     cfg_path.write_text(yaml.safe_dump(cfg))
     wrapper = tmp_path / 'dump_wrapper.py'

@@ -211,7 +211,7 @@ def worker(args):
     sys.path.insert(0, ROOT)
     import logging
     logging.disable(logging.WARNING)
-    import dcn.operators  # noqa: F401  (registers the CustomOps)
+    import dcn.layers  # noqa: F401  (registers the CustomOps)
     res = {}
     if 'a' in args.parts:
         res['a'] = part_a(args)

@@ -379,7 +379,8 @@ def test_demo_reads_the_offsets_the_class_pooling_uses(num_classes, fused):
     cfg = load_config(os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs',
                                    'shapes_mini_rfcn_dcn.yaml'))
     cfg = update_config(cfg, {'dataset': {'NUM_CLASSES': num_classes}}, source='test')
-    sym = demo._psroi_symbol(cfg)
+    from dcn.engine.predictor import prepare_for_context
+    sym = prepare_for_context(demo._psroi_symbol(cfg), [mx.cpu()])  # as the demo binds it
     ops = [n['op'] for n in json.loads(sym.tojson())['nodes']]
     assert ('dcn_Conv1x1DeformablePSROIPooling' in ops) == fused
     internals = sym.get_internals()

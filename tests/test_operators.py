@@ -3,7 +3,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import dcn.operators as ops
+import dcn.layers as ops
 from dcn.config import default_config
 from dcn.rpn import generate_anchors
 

@@ -6,8 +6,8 @@ import pytest
 
 from dcn.config import default_config, update_config
 from dcn.loader import _grouped_order, _original_order
-from dcn.operators.proposal import proposal_single
-from dcn.operators.proposal_target import sample_rois
+from dcn.layers.proposal import proposal_single
+from dcn.layers.proposal_target import sample_rois
 from dcn.rpn.assign_anchor import assign_anchor
 from dcn.train import lr_schedule
 
@@ -142,7 +142,7 @@ def test_warmup_again_on_resume():
 def test_quirks_reach_the_training_graph(on):
     import json
     import mxnet as mx
-    import dcn.operators as ops
+    import dcn.layers as ops
     cfg = _quirks(on)
     t = ops.proposal_target(mx.sym.var('rois'), mx.sym.var('gt'), cfg, 3)[0]
     p = ops.rpn_proposal(mx.sym.var('c'), mx.sym.var('b'), mx.sym.var('i'), cfg, True)

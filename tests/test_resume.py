@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import dcn.operators  # noqa: F401  (the saved symbol uses these custom operators
+import dcn.layers  # noqa: F401  (the saved symbol uses these custom operators
 import dcn.ops  # noqa: F401   and these compiled ones)
 from dcn.checkpoint import list_epochs, load_training_state
 

@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import dcn.operators  # noqa: F401  (registers the custom operators of the symbols)
+import dcn.layers  # noqa: F401  (registers the custom operators of the symbols)
 from dcn.checkpoint import (last_epoch, list_epochs, load_param, load_training_state,
                             save_checkpoint)
 from dcn.config import load_config, update_config

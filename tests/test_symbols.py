@@ -9,7 +9,7 @@ import pytest
 
 from dcn.config import load_config, update_config
 from dcn.symbols import heads, resnet
-from dcn.symbols.ops import get_sym_ops
+from dcn.modeling.meta_arch import builtin_sym_ops
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A copy of the compatibility spec of the released models travels with the tests.
@@ -146,7 +146,7 @@ def test_spec_validation():
 def test_deformable_res5_with_zero_offsets_equals_plain_res5():
     spec = resnet.ResNetSpec('basic', (1, 1, 1, 2), (8, 8, 16, 16), 8, frozen_bn=True)
     data = mx.sym.var('data')
-    ops = get_sym_ops(True)
+    ops = builtin_sym_ops()
     plain = resnet.resnet_conv5(resnet.resnet_conv4(data, spec, False), spec, False)
     deform = resnet.resnet_conv5(resnet.resnet_conv4(data, spec, False), spec, False,
                                  deformable=True, sym_ops=ops)
@@ -283,7 +283,7 @@ def test_deformable_fc_head_structure():
     cfg = _cfg(COCO_CFGS['resnet_v1_101_rcnn_dcn'])
     cfg = update_config(cfg, {'dataset': {'NUM_CLASSES': 5}})
     conv5, rois = mx.sym.var('conv5'), mx.sym.var('rois')
-    cls_score, bbox_pred = heads.fc2_head(conv5, rois, cfg, get_sym_ops(True), True,
+    cls_score, bbox_pred = heads.fc2_head(conv5, rois, cfg, builtin_sym_ops(), True,
                                           conv_hidden=16, fc_hidden=32)
     net = mx.sym.Group([cls_score, bbox_pred])
     arg, out, _ = _shapes(net, conv5=(1, 40, 20, 20), rois=(6, 5))
@@ -301,7 +301,7 @@ def test_deformable_fc_head_structure():
     feat = mx.nd.array(rng.uniform(0, 1, (1, 16, 20, 20)))
     boxes = mx.nd.array([[0, 10, 20, 200, 180], [0, 40, 40, 120, 300]])
     x = mx.sym.var('x')
-    ops = get_sym_ops(True)
+    ops = builtin_sym_ops()
     t0 = ops.DeformablePSROIPooling(data=x, rois=rois, group_size=1, pooled_size=7,
                                     sample_per_part=4, no_trans=True, part_size=7,
                                     output_dim=16, spatial_scale=1 / 16.)
@@ -542,31 +542,40 @@ def test_deform_conv_demo_outputs_offsets(spec):
 
 # ------------------------------------------------------------------------- fused offset branch
 @pytest.mark.skipif(not os.path.isfile(LIB), reason='operator library not built (./init.sh)')
-def test_cpu_test_network_fuses_offset_branch_with_same_detections(monkeypatch):
-    """Deformable R-FCN's test network on the CPU computes each part-offset branch with the
-    fused Conv1x1DeformablePSROIPooling (no 2*7*7*C-channel map); the GPU layout keeps the
-    convolution and the pooling. Same parameters, same outputs."""
-    import dcn.symbols.detector as detector
+def test_cpu_test_network_fuses_offset_branch_with_same_detections():
+    """One config gives one graph on every host; bound on the CPU (the predictor's rewrite),
+    Deformable R-FCN's test network computes the class part-offset branch with the fused
+    Conv1x1DeformablePSROIPooling (no 2*7*7*C-channel map). Same parameters, same outputs."""
+    from dcn.engine.graph_rewrite import FUSE_MIN_OUTPUT_DIM
+    from dcn.engine.predictor import prepare_for_context
     # 21 classes: 42 class-offset outputs per bin (fused); the 2 box-offset outputs are not
     cfg = update_config(_cfg('rfcn/cfgs/shapes_mini_rfcn_dcn.yaml', builtin=False),
                         {'dataset': {'NUM_CLASSES': 21}})
-    assert 2 * 21 >= heads.FUSE_MIN_OUTPUT_DIM > 2
+    assert 2 * 21 >= FUSE_MIN_OUTPUT_DIM > 2
     net = _network(cfg)
-    fused = net.get_symbol(cfg, is_train=False)
-    monkeypatch.setattr(detector, 'mxnet_has_cuda', lambda: True)
-    plain = net.get_symbol(update_config(cfg, {'gpus': '0'}), is_train=False)
-    monkeypatch.undo()
+    plain = net.get_symbol(cfg, is_train=False)
+    on_gpu_host = net.get_symbol(update_config(cfg, {'gpus': '0'}), is_train=False)
+    assert plain.tojson() == on_gpu_host.tojson()          # the graph ignores the host
+    fused = prepare_for_context(plain, [mx.cpu()])
+    assert prepare_for_context(plain, [mx.gpu(0)]).tojson() == plain.tojson()
 
     def ops(sym):
         return [n['op'] for n in json.loads(sym.tojson())['nodes']]
     assert ops(fused).count('dcn_Conv1x1DeformablePSROIPooling') == 1
     assert ops(plain).count('dcn_Conv1x1DeformablePSROIPooling') == 0
     assert 'rfcn_cls_offset_t_output' not in fused.get_internals().list_outputs()
+    assert 'rfcn_cls_offset_output' in fused.get_internals().list_outputs()
     assert 'rfcn_bbox_offset_t_output' in fused.get_internals().list_outputs()
     assert 'rfcn_cls_offset_t_output' in plain.get_internals().list_outputs()
     assert fused.list_arguments() == plain.list_arguments()
-    assert net.get_symbol(cfg, is_train=True).get_internals()['rfcn_cls_offset_t_output'] \
-        is not None  # the training network keeps both layers (the fused one has no backward)
+    assert fused.list_outputs() == plain.list_outputs()
+    # the rewritten graph's variables feeding our operators declare their rank
+    nodes = json.loads(fused.tojson())['nodes']
+    for node in nodes:
+        if node['op'] == 'dcn_Conv1x1DeformablePSROIPooling':
+            for src, _, _ in node['inputs']:
+                if nodes[src]['op'] == 'null' and nodes[src]['name'] != 'rois':
+                    assert '__shape__' in nodes[src].get('attrs', {}), nodes[src]['name']
 
     arg_params, aux_params = {}, {}
     net.init_weight(cfg, arg_params, aux_params)

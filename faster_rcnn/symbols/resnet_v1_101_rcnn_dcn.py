@@ -1,6 +1,6 @@
 """Deformable Faster R-CNN with a ResNet-v1-101 backbone: deformable 3x3 convolutions in res5
 and deformable RoI pooling feeding the 2fc head."""
-from dcn.symbols import FasterRCNN, RESNET_V1_101
+from dcn.modeling import FasterRCNN, RESNET_V1_101
 
 
 class resnet_v1_101_rcnn_dcn(FasterRCNN):

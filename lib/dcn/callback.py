@@ -48,7 +48,7 @@ class Speedometer(object):
             self.tic = time.time()
 
 
-def do_checkpoint(prefix, means, stds, logger=None):
+def do_checkpoint(prefix, means, stds, logger=None, bbox_layers=None):
     """Epoch-end callback ``f(epoch, symbol, arg_params, aux_params)``.
 
     Saves ``PREFIX-%04d.params`` for epoch ``epoch + 1`` (and ``PREFIX-symbol.json``)
@@ -59,7 +59,7 @@ def do_checkpoint(prefix, means, stds, logger=None):
     log = logger or logging.getLogger(__name__)
 
     def _callback(epoch, symbol, arg, aux):
-        saved = unnormalize_bbox_params(arg, means, stds)
+        saved = unnormalize_bbox_params(arg, means, stds, bbox_layers)
         path = save_checkpoint(prefix, epoch + 1, symbol, saved, aux)
         log.info('Saved checkpoint to "%s"', path)
     return _callback

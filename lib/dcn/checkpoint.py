@@ -35,7 +35,8 @@ __all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_che
            'TrainingStateFormatError']
 
 #: box-regression layers whose parameters are stored un-normalised, with the number of
-#: channels that share one (class, coordinate) pair
+#: channels that share one (class, coordinate) pair: the union of the ``bbox_layers`` the
+#: RoI heads declare (dcn.modeling.roi_heads), used when no network is at hand
 BBOX_LAYERS = (('bbox_pred', 1), ('rfcn_bbox', 49))
 
 
@@ -237,9 +238,9 @@ def bbox_param_scales(num_channels, means, stds, channels_per_value=1):
     return stds, means
 
 
-def _convert_bbox(arg_params, means, stds, inverse):
+def _convert_bbox(arg_params, means, stds, inverse, layers=None):
     out = dict(arg_params)
-    for layer, per_value in BBOX_LAYERS:
+    for layer, per_value in (BBOX_LAYERS if layers is None else layers):
         wname, bname = layer + '_weight', layer + '_bias'
         if wname not in arg_params or bname not in arg_params:
             continue
@@ -258,14 +259,16 @@ def _convert_bbox(arg_params, means, stds, inverse):
     return out
 
 
-def unnormalize_bbox_params(arg_params, means, stds):
-    """Copy of ``arg_params`` with weight*stds and bias*stds+means for box regression layers."""
-    return _convert_bbox(arg_params, means, stds, inverse=False)
+def unnormalize_bbox_params(arg_params, means, stds, layers=None):
+    """Copy of ``arg_params`` with weight*stds and bias*stds+means for the box regression
+    ``layers`` ((layer name, channels per value) pairs: the network's ``bbox_layers``, which
+    its RoI head declares; default :data:`BBOX_LAYERS`, the layers of every head here)."""
+    return _convert_bbox(arg_params, means, stds, inverse=False, layers=layers)
 
 
-def normalize_bbox_params(arg_params, means, stds):
+def normalize_bbox_params(arg_params, means, stds, layers=None):
     """Inverse of :func:`unnormalize_bbox_params` (to resume training from a saved file)."""
-    return _convert_bbox(arg_params, means, stds, inverse=True)
+    return _convert_bbox(arg_params, means, stds, inverse=True, layers=layers)
 
 
 def split_test_copies(arg_params):

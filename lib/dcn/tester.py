@@ -17,45 +17,17 @@ import time
 import mxnet as mx
 import numpy as np
 
-from dcn.bbox import bbox_pred, clip_boxes
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
+from dcn.engine.predictor import (Predictor, class_boxes, decode_detections, nms_for_config,
+                                  postprocess_detections)
+from dcn.modeling.names import DETECTION
 
 __all__ = ['Predictor', 'im_detect', 'pred_eval', 'test_net', 'class_boxes', 'nms_for_config',
            'model_id']
 
 _log = logging.getLogger(__name__)
 
-OUTPUT_NAMES = ('rois_output', 'cls_prob_reshape_output', 'bbox_pred_reshape_output')
-
-
-class Predictor(object):
-    """Forward-only wrapper around ``mx.mod.Module``.
-
-    :param max_data_shapes: list of (name, shape) used for the first bind (largest input)
-    :param provide_data: unused beyond validation; kept for the original signature
-    """
-
-    def __init__(self, symbol, data_names, label_names, context=None, max_data_shapes=None,
-                 provide_data=None, provide_label=None, arg_params=None, aux_params=None):
-        context = context or [mx.cpu()]
-        if not isinstance(context, (list, tuple)):
-            context = [context]
-        shapes = max_data_shapes or provide_data
-        if not shapes:
-            raise ValueError('Predictor: max_data_shapes (or provide_data) is required')
-        shapes = [(d.name, d.shape) if hasattr(d, 'name') else tuple(d) for d in shapes]
-        self.data_names = list(data_names)
-        self._mod = mx.mod.Module(symbol, data_names=self.data_names,
-                                  label_names=list(label_names or []) or None, context=list(context))
-        self._mod.bind(shapes, None, for_training=False)
-        self._mod.init_params(arg_params=arg_params, aux_params=aux_params, allow_missing=False)
-        self.output_names = symbol.list_outputs()
-
-    def predict(self, data_batch):
-        """Forward ``data_batch``; returns a dict output name -> numpy array."""
-        self._mod.forward(data_batch, is_train=False)
-        outputs = self._mod.get_outputs(merge_multi_context=True)
-        return {name: out.asnumpy() for name, out in zip(self.output_names, outputs)}
+OUTPUT_NAMES = DETECTION.test_output_names()
 
 
 def im_detect(predictor, data_batch, data_names, scales, cfg):
@@ -67,71 +39,10 @@ def im_detect(predictor, data_batch, data_names, scales, cfg):
         coordinates (clipped to the image).
     """
     output = predictor.predict(data_batch)
-    for name in OUTPUT_NAMES:
-        if name not in output:
-            raise ValueError('test symbol has no output %s (outputs: %s)'
-                             % (name, ', '.join(sorted(output))))
     data_dict = dict(zip(data_names, [d.asnumpy() for d in data_batch.data]))
-    im_info = data_dict['im_info']
-    rois = output['rois_output']
-    cls_prob = output['cls_prob_reshape_output']
-    deltas = output['bbox_pred_reshape_output']
-    num_images = cls_prob.shape[0]
-    per_image = rois.shape[0] // num_images
-    scores_list, boxes_list, data_list = [], [], []
-    for i in range(num_images):
-        image_rois = rois[i * per_image:(i + 1) * per_image]
-        if np.any(image_rois[:, 0] != i):  # rois carry their batch index: use it when set
-            image_rois = rois[rois[:, 0] == i]
-        boxes = image_rois[:, 1:5]
-        pred = bbox_pred(boxes, deltas[i][:boxes.shape[0]])
-        pred = clip_boxes(pred, im_info[i, :2])
-        pred = pred / float(scales[i])
-        scores_list.append(cls_prob[i][:boxes.shape[0]])
-        boxes_list.append(pred.astype(np.float32))
-        data_list.append({k: v[i:i + 1] for k, v in data_dict.items()})
+    scores_list, boxes_list = decode_detections(output, data_dict['im_info'], scales)
+    data_list = [{k: v[i:i + 1] for k, v in data_dict.items()} for i in range(len(scores_list))]
     return scores_list, boxes_list, data_list
-
-
-def class_boxes(boxes, cls, class_agnostic):
-    """Columns of class ``cls`` in (R, 4K) boxes (column block 1 when class-agnostic)."""
-    if class_agnostic or boxes.shape[1] == 8:
-        return boxes[:, 4:8] if boxes.shape[1] >= 8 else boxes[:, 0:4]
-    return boxes[:, 4 * cls:4 * (cls + 1)]
-
-
-def nms_for_config(cfg):
-    """``f(dets) -> (keep, scores)`` for the final detections (TEST.NMS or soft-NMS)."""
-    from dcn import nms as nms_mod
-    test = cfg.TEST
-    if test.get('SOFT_NMS', False):
-        soft = nms_mod.soft_nms_wrapper(test.NMS, method=test.get('SOFT_NMS_METHOD', 'linear'),
-                                        sigma=test.get('SOFT_NMS_SIGMA', 0.5))
-
-        def _soft(dets):
-            keep, scores = soft.rescore(dets)
-            return np.asarray(keep, dtype=np.int64), np.asarray(scores, dtype=np.float32)
-        return _soft
-    try:
-        hard = nms_mod.cpu_nms_wrapper(test.NMS)
-    except Exception:
-        hard = nms_mod.py_nms_wrapper(test.NMS)
-
-    def _hard(dets):
-        keep = np.asarray(hard(dets), dtype=np.int64)
-        return keep, dets[keep, 4]
-    return _hard
-
-
-def _limit_per_image(all_boxes, idx, num_classes, max_per_image):
-    if max_per_image <= 0:
-        return
-    scores = np.hstack([all_boxes[j][idx][:, -1] for j in range(1, num_classes)])
-    if len(scores) > max_per_image:
-        thresh = np.sort(scores)[-max_per_image]
-        for j in range(1, num_classes):
-            keep = np.where(all_boxes[j][idx][:, -1] >= thresh)[0]
-            all_boxes[j][idx] = all_boxes[j][idx][keep, :]
 
 
 def _detections_file(imdb, output_dir):
@@ -235,17 +146,10 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
                 if idx >= num_images:
                     raise ValueError('test loader yields image index %d but %s has %d images'
                                      % (idx, imdb.name, num_images))
-                scores, boxes = scores_all[k], boxes_all[k]
+                dets = postprocess_detections(scores_all[k], boxes_all[k], agnostic, nms,
+                                              thresh, max_per_image)
                 for j in range(1, num_classes):
-                    inds = np.where(scores[:, j] > thresh)[0]
-                    cls_scores = scores[inds, j]
-                    cls_dets = np.hstack((class_boxes(boxes[inds], j, agnostic),
-                                          cls_scores[:, np.newaxis])).astype(np.float32)
-                    keep, new_scores = nms(cls_dets)
-                    cls_dets = cls_dets[keep, :]
-                    cls_dets[:, 4] = new_scores
-                    all_boxes[j][idx] = cls_dets
-                _limit_per_image(all_boxes, idx, num_classes, max_per_image)
+                    all_boxes[j][idx] = dets[j]
                 if vis:
                     _visualize(data_all[k], [all_boxes[j][idx] for j in range(num_classes)],
                                imdb, cfg, im_info[k, 2], idx, output_dir)
@@ -306,7 +210,7 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
     from dcn.dataset import get_imdb
     from dcn.loader import TestLoader
     from dcn.train import get_symbol_instance
-    import dcn.operators  # noqa: F401  (registers the CustomOps)
+    import dcn.layers  # noqa: F401  (registers the CustomOps)
 
     logger = logger or _log
     image_set = image_set or cfg.dataset.test_image_set

@@ -27,7 +27,6 @@ from dcn.checkpoint import (BBOX_LAYERS, TrainingStateFormatError, atomic_write,
                             save_training_state, split_test_copies, states_path,
                             symbol_argument_order, symbol_path)
 from dcn.config import config_to_dict, get_contexts, get_scales, original_quirks
-from dcn.loader import AnchorLoader
 from dcn.metric import get_train_metrics
 
 __all__ = ['train_net', 'shard_roidb', 'create_logger', 'WarmupMultiFactorScheduler',
@@ -176,22 +175,22 @@ def _lr_multipliers(mod):
     return mults
 
 
-def _exact_param_names(arg_params):
+def _exact_param_names(arg_params, bbox_layers=BBOX_LAYERS):
     """Parameters whose ``.params`` copy is not bit-exact (un-normalised box regression)."""
     names = []
-    for layer, _ in BBOX_LAYERS:
+    for layer, _ in bbox_layers:
         names += [n for n in (layer + '_weight', layer + '_bias') if n in arg_params]
     return names
 
 
-def _save_training_state(mod, prefix, epoch, arg_params, logger):
+def _save_training_state(mod, prefix, epoch, arg_params, logger, bbox_layers=BBOX_LAYERS):
     updater = _updater(mod)
     if updater is None:
         logger.warning('optimizer state cannot be read here (distributed kvstore): %s holds '
                        'no momentum', states_path(prefix, epoch))
     states = updater.get_states(dump_optimizer=False) if updater is not None else None
     save_training_state(prefix, epoch, states,
-                        {n: arg_params[n] for n in _exact_param_names(arg_params)})
+                        {n: arg_params[n] for n in _exact_param_names(arg_params, bbox_layers)})
 
 
 class _StatesByName(dict):
@@ -259,7 +258,7 @@ def _restore_training_state(cfg, prefix, epoch, arg_params, logger):
     return states
 
 
-def _load_initial_params(cfg, prefix, begin_epoch, logger):
+def _load_initial_params(cfg, prefix, begin_epoch, logger, bbox_layers=BBOX_LAYERS):
     """(arg_params, aux_params, begin_epoch, from_scratch)."""
     means, stds = cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS
     if cfg.TRAIN.RESUME:
@@ -270,7 +269,8 @@ def _load_initial_params(cfg, prefix, begin_epoch, logger):
                                     % prefix)
         logger.info('resuming training from %s', param_path(prefix, epoch))
         arg, aux = load_param(prefix, epoch, convert=True)
-        return _training_params(arg, means, stds, param_path(prefix, epoch), logger), aux, \
+        return _training_params(arg, means, stds, param_path(prefix, epoch), logger,
+                                bbox_layers), aux, \
             epoch, False
     pretrained = str(cfg.network.pretrained or '')
     if not pretrained:
@@ -284,10 +284,11 @@ def _load_initial_params(cfg, prefix, begin_epoch, logger):
             'to train from scratch.' % (path, pretrained, cfg.network.pretrained_epoch))
     logger.info('loading pretrained model %s', path)
     arg, aux = load_param(pretrained, cfg.network.pretrained_epoch, convert=True)
-    return _training_params(arg, means, stds, path, logger), aux, begin_epoch, False
+    return _training_params(arg, means, stds, path, logger, bbox_layers), aux, begin_epoch, \
+        False
 
 
-def _training_params(arg, means, stds, path, logger):
+def _training_params(arg, means, stds, path, logger, bbox_layers=BBOX_LAYERS):
     """Parameters as trained (box regression normalised) from a ``.params`` file: ours and
     the released models hold it un-normalised; the original's training checkpoints hold it
     as trained plus an un-normalised ``NAME_test`` copy."""
@@ -297,7 +298,7 @@ def _training_params(arg, means, stds, path, logger):
                     '(not %s)', path, ', '.join(c[:-len('_test')] for c in copies),
                     ', '.join(copies))
         return arg
-    return normalize_bbox_params(arg, means, stds)
+    return normalize_bbox_params(arg, means, stds, bbox_layers)
 
 
 def _check_finite(arrays, what, epoch, nbatch):
@@ -388,10 +389,6 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
 
     sym_instance = get_symbol_instance(symbol_package, cfg)
     sym = sym_instance.get_symbol(cfg, is_train=True)
-    internals = sym.get_internals()
-    if 'rpn_cls_score_output' not in internals.list_outputs():
-        raise ValueError('the training symbol of %s has no rpn_cls_score layer' % cfg.symbol)
-    feat_sym = internals['rpn_cls_score_output']
 
     if roidb is None:
         from dcn.dataset import filter_roidb, load_gt_roidb
@@ -401,13 +398,8 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
         roidb = shard_roidb(roidb, rank, num_workers)
         logger.info('worker %d of %d: %d images in this shard', rank, num_workers, len(roidb))
 
-    loader = AnchorLoader(feat_sym, roidb, cfg, batch_size=batch_size,
-                          shuffle=cfg.TRAIN.SHUFFLE, ctx=ctx,
-                          feat_stride=cfg.network.RPN_FEAT_STRIDE,
-                          anchor_scales=cfg.network.ANCHOR_SCALES,
-                          anchor_ratios=cfg.network.ANCHOR_RATIOS,
-                          allowed_border=cfg.TRAIN.get('RPN_ALLOWED_BORDER', 0),
-                          aspect_grouping=cfg.TRAIN.ASPECT_GROUPING, seed=seed + rank)
+    # the task's data loader (anchor targets on the levels of the model's proposal generator)
+    loader = sym_instance.build_train_loader(sym, roidb, cfg, batch_size, ctx, seed + rank)
     try:
         return _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kv or kvstore,
                     rank, frequent, begin_epoch, end_epoch, bind_max_shapes)
@@ -419,8 +411,9 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
          frequent, begin_epoch, end_epoch, bind_max_shapes):
     begin_epoch = int(cfg.TRAIN.begin_epoch if begin_epoch is None else begin_epoch)
     end_epoch = int(cfg.TRAIN.end_epoch if end_epoch is None else end_epoch)
+    bbox_layers = getattr(sym_instance, 'bbox_layers', BBOX_LAYERS)
     arg_params, aux_params, begin_epoch, from_scratch = _load_initial_params(
-        cfg, prefix, begin_epoch, logger)
+        cfg, prefix, begin_epoch, logger, bbox_layers)
     if end_epoch <= begin_epoch:
         raise ValueError('TRAIN.end_epoch (%d) must be larger than the first epoch (%d)'
                          % (end_epoch, begin_epoch))
@@ -486,9 +479,10 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
                 opt_states = _module_states(mod, opt_states)
             _updater(mod).set_states(opt_states)
 
-    metric = get_train_metrics(cfg)
+    metric = get_train_metrics(cfg, getattr(sym_instance, 'names', None))
     speedometer = Speedometer(batch_size, frequent or cfg.default.frequent, logger)
-    checkpoint = do_checkpoint(prefix, cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS, logger)
+    checkpoint = do_checkpoint(prefix, cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS, logger,
+                               bbox_layers=bbox_layers)
 
     seed = int(cfg.TRAIN.get('seed', 0)) + rank
     for epoch in range(begin_epoch, end_epoch):
@@ -519,7 +513,7 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
         _check_finite(sorted(arg.items()) + sorted(aux.items()), 'parameter', epoch, nbatch)
         if rank == 0:
             # the state first: a .params file marks a complete checkpoint
-            _save_training_state(mod, prefix, epoch + 1, arg, logger)
+            _save_training_state(mod, prefix, epoch + 1, arg, logger, bbox_layers)
             checkpoint(epoch, sym, arg, aux)
     return prefix, end_epoch
 

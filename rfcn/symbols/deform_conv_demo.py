@@ -8,8 +8,7 @@ Test only. Input ``data``; outputs ``res5a_branch2b_offset_output``,
 """
 import mxnet as mx
 
-from dcn.symbols import RFCN, RESNET_V1_101
-from dcn.symbols.ops import get_sym_ops
+from dcn.modeling import RFCN, RESNET_V1_101, sym_ops
 
 OFFSET_LAYERS = ('res5a_branch2b_offset', 'res5b_branch2b_offset', 'res5c_branch2b_offset')
 
@@ -22,7 +21,7 @@ class deform_conv_demo(RFCN):
         if is_train:
             raise ValueError('deform_conv_demo is a test-only network (is_train must be False)')
         data = mx.sym.Variable('data')
-        _, conv5 = self.features(data, cfg, False, get_sym_ops(cfg))
+        conv5 = self.build_backbone(data, cfg, False, sym_ops(cfg))[0]['res5']
         internals = conv5.get_internals()
         self.sym = mx.sym.Group([internals[n + '_output'] for n in OFFSET_LAYERS])
         return self.sym

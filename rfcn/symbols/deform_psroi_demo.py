@@ -12,7 +12,7 @@ import copy
 
 import mxnet as mx
 
-from dcn.symbols import RFCN, RESNET_V1_101
+from dcn.modeling import RFCN, RESNET_V1_101
 
 
 class deform_psroi_demo(RFCN):

@@ -8,10 +8,6 @@ __all__ = ['num_reg_classes', 'rpn_head', 'rpn_train_outputs', 'rpn_test_prob',
            'rfcn_head', 'fc2_head', 'rcnn_train_outputs', 'rcnn_test_outputs']
 
 POOLED_SIZE = 7
-#: outputs per bin from which an offset branch is fused on the CPU (see rfcn_head): at 600x1000
-#: with 300 RoIs, 1 thread, the class branch of COCO (162) takes 90 ms fused against 440 ms, the
-#: box branch (2) 35 ms against 7.5 ms
-FUSE_MIN_OUTPUT_DIM = 16
 
 
 def num_reg_classes(cfg):
@@ -19,12 +15,15 @@ def num_reg_classes(cfg):
     return 2 if cfg.CLASS_AGNOSTIC else cfg.dataset.NUM_CLASSES
 
 
-def _spatial_scale(cfg):
+def _spatial_scale(cfg, feat_stride):
+    """1 / stride of the pooled feature map; ``network.RCNN_FEAT_STRIDE`` must agree with
+    the stride the backbone's output spec gives that map."""
     stride = cfg.network.RCNN_FEAT_STRIDE
-    if stride != 16:
-        raise ValueError('network.RCNN_FEAT_STRIDE must be 16 for ResNet-v1 with res5 at '
-                         'stride 16, got %r' % (stride,))
-    return 1.0 / stride
+    if stride != feat_stride:
+        raise ValueError('config key network.RCNN_FEAT_STRIDE is %r but the feature map the '
+                         'RoI head pools has stride %r: set the key to %r'
+                         % (stride, feat_stride, feat_stride))
+    return 1.0 / feat_stride
 
 
 def rpn_head(conv_feat, num_anchors, num_hidden=512):
@@ -72,26 +71,21 @@ def rpn_train_outputs(cfg, rpn_cls_score, rpn_bbox_pred, rpn_label, rpn_bbox_tar
     return rpn_cls_prob, rpn_bbox_loss, act_reshape
 
 
-def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offsets=False):
+def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, feat_stride=16):
     """Position-sensitive score maps pooled per RoI and averaged over the 7x7 bins.
 
     ``conv_new_1`` (1x1, learning rate x3) -> ``rfcn_cls`` (7*7*C) and ``rfcn_bbox``
     (7*7*4*num_reg_classes).
     Deformable: per-RoI part offsets from ``rfcn_cls_offset_t`` / ``rfcn_bbox_offset_t``
     pooled in no_trans mode, then used as ``trans`` (trans_std 0.1). Returns
-    (cls_score (R, C), bbox_pred (R, 4*num_reg_classes)).
-
-    ``fuse_offsets`` (test networks on the CPU, ``sym_ops`` having
-    ``Conv1x1DeformablePSROIPooling``): the class offset convolution and its no_trans pooling
-    become one fused node (same parameters ``rfcn_cls_offset_t_weight`` / ``_bias``, same
-    output ``rfcn_cls_offset``) that never computes the 2*7*7*C-channel offset map, when it
-    has at least FUSE_MIN_OUTPUT_DIM outputs per bin (2*C; below that the pooling of the
-    input vectors costs more than the convolution saves: the 2-output box offsets stay).
+    (cls_score (R, C), bbox_pred (R, 4*num_reg_classes)). The graph is the same on every
+    host; on the CPU the predictor fuses each offset branch when it binds the graph
+    (dcn.engine.graph_rewrite).
     """
     p = POOLED_SIZE
     num_classes = cfg.dataset.NUM_CLASSES
     nreg = num_reg_classes(cfg)
-    scale = _spatial_scale(cfg)
+    scale = _spatial_scale(cfg, feat_stride)
     # learning rate x3 for the weight and bias, written as the original writes it (the
     # operator's lr_mult becomes the __lr_mult__ attribute of both variables)
     conv_new_1 = mx.sym.Convolution(data=conv5, name='conv_new_1', num_filter=num_hidden,
@@ -104,18 +98,12 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offse
     if deformable:
         def part_offsets(name, output_dim):
             # 1x1 convolution <name>_t (2*7*7*classes channels), pooled in no_trans mode
-            args = dict(rois=rois, group_size=p, pooled_size=p, sample_per_part=4, part_size=p,
-                        output_dim=output_dim, spatial_scale=scale)
-            if fuse_offsets and output_dim >= FUSE_MIN_OUTPUT_DIM:
-                rows = output_dim * p * p
-                return sym_ops.Conv1x1DeformablePSROIPooling(
-                    name=name, data=relu_new_1,
-                    weight=mx.sym.var(name + '_t_weight', shape=(rows, num_hidden, 1, 1)),
-                    bias=mx.sym.var(name + '_t_bias', shape=(rows,)), **args)
             offset_t = mx.sym.Convolution(data=relu_new_1, name=name + '_t',
                                           num_filter=output_dim * p * p, kernel=(1, 1))
-            return sym_ops.DeformablePSROIPooling(name=name, data=offset_t, no_trans=True,
-                                                  **args)
+            return sym_ops.DeformablePSROIPooling(
+                name=name, data=offset_t, rois=rois, group_size=p, pooled_size=p,
+                sample_per_part=4, part_size=p, output_dim=output_dim, spatial_scale=scale,
+                no_trans=True)
         cls_offset = part_offsets('rfcn_cls_offset', 2 * num_classes)
         bbox_offset = part_offsets('rfcn_bbox_offset', 2)
         cls_pooled = sym_ops.DeformablePSROIPooling(
@@ -142,7 +130,8 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, fuse_offse
     return cls_score, bbox_pred
 
 
-def fc2_head(conv5, rois, cfg, sym_ops, deformable, conv_hidden=256, fc_hidden=1024):
+def fc2_head(conv5, rois, cfg, sym_ops, deformable, conv_hidden=256, fc_hidden=1024,
+             feat_stride=16):
     """Faster R-CNN 2fc head on ``conv_new_1`` (1x1).
 
     Plain: RoI max pooling 7x7. Deformable: a first DeformablePSROIPooling in no_trans mode
@@ -153,7 +142,7 @@ def fc2_head(conv5, rois, cfg, sym_ops, deformable, conv_hidden=256, fc_hidden=1
     p = POOLED_SIZE
     num_classes = cfg.dataset.NUM_CLASSES
     nreg = num_reg_classes(cfg)
-    scale = _spatial_scale(cfg)
+    scale = _spatial_scale(cfg, feat_stride)
     conv_new_1 = mx.sym.Convolution(data=conv5, name='conv_new_1', num_filter=conv_hidden,
                                     kernel=(1, 1))
     relu_new_1 = mx.sym.Activation(data=conv_new_1, act_type='relu', name='conv_new_1_relu')
@@ -195,7 +184,7 @@ def rcnn_train_outputs(cfg, cls_score, bbox_pred, label, bbox_target, bbox_weigh
     nreg = num_reg_classes(cfg)
     batch_images = cfg.TRAIN.BATCH_IMAGES
     if cfg.TRAIN.ENABLE_OHEM:
-        from dcn.operators import box_annotator_ohem
+        from dcn.layers import box_annotator_ohem
         if cfg.TRAIN.BATCH_ROIS_OHEM <= 0:
             raise ValueError('TRAIN.BATCH_ROIS_OHEM must be positive with TRAIN.ENABLE_OHEM, '
                              'got %r' % (cfg.TRAIN.BATCH_ROIS_OHEM,))

@@ -57,6 +57,11 @@ class ResNetSpec(object):
     def conv5_channels(self):
         return self.widths[3] * self.expansion
 
+    #: strides of the res4 and res5 outputs: conv1 and pool1 (4), res3 and res4 (x2 each);
+    #: res5 keeps res4's stride (its 3x3 convolutions are dilated instead)
+    conv4_stride = 16
+    conv5_stride = 16
+
     def __repr__(self):
         return 'ResNetSpec(block=%r, units=%r, widths=%r, stem_width=%d)' % (
             self.block, self.units, self.widths, self.stem_width)

@@ -196,28 +196,11 @@ def prepare_image(im, cfg):
     return data, im_info, scale
 
 
-class _Runner(object):
-    """Binds ``sym`` on the first input and re-binds (reshapes) for other input shapes."""
-
-    def __init__(self, sym, data_names, arg_params, aux_params, ctx):
-        self.sym, self.data_names = sym, list(data_names)
-        self.arg_params, self.aux_params, self.ctx = arg_params, aux_params, ctx
-        self._mod = None
-
-    def __call__(self, **inputs):
-        import mxnet as mx
-        shapes = [(n, tuple(inputs[n].shape)) for n in self.data_names]
-        if self._mod is None:
-            self._mod = mx.mod.Module(self.sym, data_names=self.data_names, label_names=None,
-                                      context=self.ctx)
-            self._mod.bind(shapes, None, for_training=False)
-            self._mod.init_params(arg_params=self.arg_params, aux_params=self.aux_params,
-                                  allow_missing=False)
-        batch = mx.io.DataBatch(data=[mx.nd.array(inputs[n]) for n in self.data_names],
-                                provide_data=[mx.io.DataDesc(n, s) for n, s in shapes])
-        self._mod.forward(batch, is_train=False)
-        outs = self._mod.get_outputs(merge_multi_context=True)
-        return {name: o.asnumpy() for name, o in zip(self.sym.list_outputs(), outs)}
+def _Runner(sym, data_names, arg_params, aux_params, ctx):
+    """The test network ``sym`` bound on its first input (dcn.engine.predictor.Predictor:
+    ``run(**inputs)`` -> outputs by name)."""
+    from dcn.engine.predictor import Predictor
+    return Predictor(sym, data_names, None, ctx, arg_params=arg_params, aux_params=aux_params)
 
 
 def _symbol_instance(package, cfg):
@@ -282,37 +265,17 @@ def parse_detect_args(package, argv=None):
 def detect(run, im, cfg, nms, thresh):
     """Detections of one BGR image: list over classes of (k, 5) arrays (x1, y1, x2, y2,
     score) in original image pixels (index 0, the background, empty)."""
-    from dcn.bbox import bbox_pred, clip_boxes
-    from dcn.tester import class_boxes
+    from dcn.engine.predictor import decode_detections, postprocess_detections
     data, im_info, scale = prepare_image(im, cfg)
-    out = run(data=data, im_info=im_info)
-    rois = out['rois_output'][:, 1:5]
-    scores = out['cls_prob_reshape_output'][0][:rois.shape[0]]
-    deltas = out['bbox_pred_reshape_output'][0][:rois.shape[0]]
-    boxes = clip_boxes(bbox_pred(rois, deltas), im_info[0, :2]) / scale
-    boxes = clip_boxes(boxes, im.shape[:2])
-    num_classes = scores.shape[1]
-    dets = [np.zeros((0, 5), np.float32)]
-    for c in range(1, num_classes):
-        inds = np.where(scores[:, c] >= thresh)[0]
-        cd = np.hstack((class_boxes(boxes[inds], c, cfg.CLASS_AGNOSTIC),
-                        scores[inds, c:c + 1])).astype(np.float32)
-        cd = cd[(cd[:, 2] >= cd[:, 0]) & (cd[:, 3] >= cd[:, 1])]  # drop empty boxes
-        keep, new_scores = nms(cd)
-        cd = cd[keep]
-        cd[:, 4] = new_scores
-        dets.append(cd[cd[:, 4] >= thresh])
-    cap = int(cfg.TEST.get('max_per_image', 100))
-    all_scores = np.concatenate([d[:, 4] for d in dets])
-    if cap > 0 and all_scores.size > cap:
-        cut = np.sort(all_scores)[-cap]
-        dets = [d[d[:, 4] >= cut] for d in dets]
-    return dets
+    scores, boxes = decode_detections(run(data=data, im_info=im_info), im_info, [scale])
+    return postprocess_detections(scores[0], boxes[0], cfg.CLASS_AGNOSTIC, nms, thresh,
+                                  int(cfg.TEST.get('max_per_image', 100)), inclusive=True,
+                                  drop_empty=True, image_shape=im.shape)
 
 
 def _detector(package, cfg, prefix, epoch, variant, ctx, first_image):
     """A callable running the test network of ``cfg`` loaded from ``prefix``-``epoch``."""
-    import dcn.operators  # noqa: F401  (registers the proposal CustomOp)
+    import dcn.layers  # noqa: F401  (registers the proposal CustomOp)
     cfg = copy.deepcopy(cfg)
     cfg.TEST.HAS_RPN = True
     cfg.TEST.BATCH_IMAGES = 1
@@ -333,7 +296,7 @@ def _detect(package, argv):
     variant = 'plain' if args.plain else 'dcn'
     cfg, prefix, epoch = _load_cfg(args, package, variant)
     from dcn.image import imread
-    from dcn.tester import nms_for_config
+    from dcn.engine.predictor import nms_for_config
     from dcn.vis import draw_detections
     names = class_names(cfg)
     images = list_images(args.images)
@@ -576,13 +539,13 @@ def _deform_conv_symbol(package, cfg):
     """(symbol, chain): the symbol outputs the offset maps of the chain's deformable layers
     (in chain order, top first), then the res5 output."""
     import mxnet as mx
-    from dcn.symbols.ops import get_sym_ops
+    from dcn.modeling import sym_ops
     inst = _symbol_instance(package, cfg)
-    if not getattr(inst, 'deformable', False) or not hasattr(inst, 'features'):
+    if not getattr(inst, 'deformable', False) or not hasattr(inst, 'build_backbone'):
         raise DemoError('network %s has no deformable convolutions (use a deformable '
                         'network, e.g. resnet_v1_101_rfcn_dcn)' % cfg.symbol)
     data = mx.sym.Variable('data')
-    _, conv5 = inst.features(data, cfg, False, get_sym_ops(cfg))
+    conv5 = inst.build_backbone(data, cfg, False, sym_ops(cfg))[0]['res5']
     chain = conv_chain(conv5)
     if not chain:
         raise DemoError('network %s has no deformable res5 layers' % cfg.symbol)
@@ -688,7 +651,7 @@ def _deform_conv(argv):
     run = _Runner(sym, ['data'], arg, aux, [ctx])
     detector = None
     if not args.points and cfg.symbol != 'deform_conv_demo' and _has_rpn(prefix, epoch):
-        from dcn.tester import nms_for_config
+        from dcn.engine.predictor import nms_for_config
         detector = _detector('rfcn', cfg, prefix, epoch, 'deform_conv', ctx, first)
         nms = nms_for_config(cfg)
     groups = [layer['groups'] for layer in chain if layer['offset']]
@@ -893,7 +856,7 @@ def _deform_psroi(argv):
     args = parse_deform_psroi_args(argv)
     cfg, prefix, epoch = _load_cfg(args, 'rfcn', 'deform_psroi')
     from dcn.image import imread
-    from dcn.tester import nms_for_config
+    from dcn.engine.predictor import nms_for_config
     from dcn.vis import draw_psroi_bins
     names = class_names(cfg)
     images = list_images(args.images)

@@ -23,7 +23,7 @@ import numpy as np
 
 from dcn.bbox import bbox_pred, clip_boxes
 from dcn.rpn.assign_anchor import shifted_anchors
-from dcn.operators._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
+from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
 
 __all__ = ['proposal_numpy', 'ProposalOperator', 'ProposalProp']
 

@@ -14,7 +14,7 @@ label is already -1 never count as hard examples.
 import mxnet as mx
 import numpy as np
 
-from dcn.operators._common import check_error, zero_grads
+from dcn.layers._common import check_error, zero_grads
 
 __all__ = ['ohem_numpy', 'BoxAnnotatorOHEMOperator', 'BoxAnnotatorOHEMProp']
 

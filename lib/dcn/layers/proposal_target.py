@@ -30,7 +30,7 @@ import mxnet as mx
 import numpy as np
 
 from dcn.bbox import bbox_overlaps, bbox_transform
-from dcn.operators._common import check_error, parse_bool, parse_floats, zero_grads
+from dcn.layers._common import check_error, parse_bool, parse_floats, zero_grads
 
 __all__ = ['sample_rois', 'ProposalTargetOperator', 'ProposalTargetProp']
 

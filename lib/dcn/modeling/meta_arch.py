@@ -1,31 +1,66 @@
-"""Two-stage detectors (RPN + R-FCN, RPN + Faster R-CNN 2fc) on a ResNet-v1 backbone.
+"""Meta-architectures: how a network is assembled from registered parts.
 
-Network modules under ``rfcn/symbols`` and ``faster_rcnn/symbols`` subclass :class:`RFCN`
-or :class:`FasterRCNN` and choose the backbone (``backbone``: a :class:`ResNetSpec`), whether
-res5 and the RoI pooling are deformable (``deformable``) and the head widths.
+:class:`TwoStageDetector`: backbone (:data:`~dcn.modeling.registry.BACKBONES`) -> proposal
+generator (:data:`PROPOSAL_GENERATORS`) -> RoI head (:data:`ROI_HEADS`), with the graph's
+names from :data:`~dcn.modeling.names.DETECTION`. :class:`RFCN` and :class:`FasterRCNN`
+choose the RoI head; the network modules under ``rfcn/symbols`` and ``faster_rcnn/symbols``
+subclass them and choose the backbone spec (``backbone``), whether res5 and the RoI pooling
+are deformable (``deformable``) and the head widths.
 
 Symbol class API (see docs/DESIGN.md): ``get_symbol(cfg, is_train)``,
-``init_weight(cfg, arg_params, aux_params)``, ``get_fixed_params(cfg)``.
+``init_weight(cfg, arg_params, aux_params)``, ``get_fixed_params(cfg)``; and for the
+engine: ``names`` (the name table), ``bbox_layers``, ``anchor_levels(cfg)``,
+``build_train_loader(...)``.
 """
+import copy
 import logging
+import types
 
 import mxnet as mx
 import numpy as np
 
-from dcn.config import get_gpu_ids
-from dcn.ops._library import mxnet_has_cuda
+from dcn.symbols import heads
+from dcn.symbols.resnet import RESNET_V1_101
 
-from . import heads
-from .ops import get_sym_ops
-from .resnet import RESNET_V1_101, resnet_conv4, resnet_conv5
+from . import backbone as _backbone  # noqa: F401  (registers the parts)
+from . import proposal_generator as _proposal  # noqa: F401
+from . import roi_heads as _roi_heads  # noqa: F401
+from .names import DETECTION, output_name
+from .registry import BACKBONES, PROPOSAL_GENERATORS, ROI_HEADS
 
-__all__ = ['Detector', 'RFCN', 'FasterRCNN', 'DATA_NAMES', 'LABEL_NAMES', 'TEST_DATA_NAMES']
+__all__ = ['TwoStageDetector', 'Detector', 'RFCN', 'FasterRCNN', 'sym_ops', 'builtin_sym_ops']
 
 logger = logging.getLogger(__name__)
 
-DATA_NAMES = ('data', 'im_info', 'gt_boxes')
-LABEL_NAMES = ('label', 'bbox_target', 'bbox_weight')
-TEST_DATA_NAMES = ('data', 'im_info')
+_OP_NAMES = ('DeformableConvolution', 'ModulatedDeformableConvolution',
+             'DeformablePSROIPooling', 'PSROIPooling')
+
+
+def builtin_sym_ops():
+    """Namespace with MXNet's built-in ``mx.sym.contrib`` operators."""
+    ns = types.SimpleNamespace(builtin=True)
+    for n in _OP_NAMES:
+        if hasattr(mx.sym.contrib, n):
+            setattr(ns, n, getattr(mx.sym.contrib, n))
+    return ns
+
+
+def sym_ops(cfg):
+    """The symbol operators a network of ``cfg`` is built with: ``dcn.ops.sym_ops(builtin)``
+    for ``network.BUILTIN_OPS`` (our C++ operators, or MXNet's ``mx.sym.contrib`` ones);
+    with BUILTIN_OPS true MXNet's operators are used even where the library is not built."""
+    builtin = bool(cfg.network.get('BUILTIN_OPS', False))
+    try:
+        from dcn import ops
+    except (ImportError, OSError) as exc:
+        if builtin:
+            return builtin_sym_ops()
+        raise RuntimeError(
+            'network.BUILTIN_OPS is false but the compiled operator library could not be '
+            'loaded (%s); run ./init.sh to build it, or set network.BUILTIN_OPS: true to use '
+            "MXNet's built-in operators" % exc) from exc
+    return ops.sym_ops(builtin)
+
 
 # layers created by the detection heads, with their initial weight standard deviation
 # (biases start at zero); layers with "offset" in the name start at zero.
@@ -50,15 +85,26 @@ def _layer_of(name):
 
 def _with_rpn(cfg):
     """Copy of ``cfg`` with TEST.HAS_RPN set (all parameters, RPN included)."""
-    import copy
     cfg = copy.deepcopy(cfg)
     cfg.TEST.HAS_RPN = True
     return cfg
 
 
-class Detector(object):
-    """Base class: backbone (conv1..res4, res5) + RPN + a detection head."""
+class TwoStageDetector(object):
+    """Backbone + proposal generator + RoI head, each taken from its registry by name.
 
+    Class attributes a network module sets: ``backbone`` (the backbone's spec, here a
+    ResNetSpec), ``deformable``, the widths (``rpn_hidden``, ...); a family picks its parts
+    with ``backbone_name``, ``proposal_generator``, ``roi_head`` and the features they read
+    (``rpn_in_feature``, ``roi_in_feature``: names of the backbone's output spec).
+    """
+
+    names = DETECTION
+    backbone_name = 'resnet_v1'
+    proposal_generator = 'rpn'
+    roi_head = None
+    rpn_in_feature = 'res4'
+    roi_in_feature = 'res5'
     backbone = RESNET_V1_101
     deformable = False
     rpn_hidden = 512
@@ -69,11 +115,62 @@ class Detector(object):
         self.out_shape_dict = None
         self.aux_shape_dict = None
 
-    # ------------------------------------------------------------------ network
-    def head(self, conv5, rois, cfg, sym_ops, is_train):
-        """Return (cls_score (R, C), bbox_pred (R, 4*num_reg_classes))."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ parts
+    def backbone_options(self):
+        return {'spec': self.backbone, 'deformable': self.deformable}
 
+    def head_options(self):
+        """Keyword arguments of the RoI head (its widths)."""
+        return {}
+
+    def build_backbone(self, data, cfg, is_train, ops):
+        """(features, output spec) of the registered backbone ``backbone_name``."""
+        return BACKBONES.get(self.backbone_name)(data, cfg, is_train, ops,
+                                                 **self.backbone_options())
+
+    def build_proposal_generator(self):
+        return PROPOSAL_GENERATORS.get(self.proposal_generator)(
+            in_feature=self.rpn_in_feature, num_hidden=self.rpn_hidden)
+
+    def build_roi_head(self):
+        return ROI_HEADS.get(self.roi_head)(in_feature=self.roi_in_feature,
+                                            deformable=self.deformable, **self.head_options())
+
+    @property
+    def bbox_layers(self):
+        """The box-regression layers of the RoI head (stored un-normalised)."""
+        return ROI_HEADS.get(self.roi_head).bbox_layers
+
+    def output_spec(self, cfg):
+        """The backbone's output spec {feature: ShapeSpec(stride, channels)}."""
+        return self.build_backbone(mx.sym.Variable('data'), cfg, False, sym_ops(cfg))[1]
+
+    def anchor_levels(self, cfg):
+        """[(score layer, stride)]: the maps the anchor targets are laid on."""
+        return self.build_proposal_generator().anchor_levels(self.output_spec(cfg), cfg)
+
+    def build_train_loader(self, sym, roidb, cfg, batch_size, ctx, seed):
+        """The training data loader of the task (inputs ``names.train_data``, labels
+        ``names.train_labels``): anchor targets on the single level of the RPN."""
+        from dcn.loader import AnchorLoader
+        levels = self.anchor_levels(cfg)
+        if len(levels) != 1:
+            raise ValueError('%s has %d anchor levels: AnchorLoader labels one; the family '
+                             'must provide its own build_train_loader'
+                             % (type(self).__name__, len(levels)))
+        layer, stride = levels[0]
+        internals = sym.get_internals()
+        if output_name(layer) not in internals.list_outputs():
+            raise ValueError('the training symbol of %s has no %s layer'
+                             % (cfg.symbol, layer))
+        return AnchorLoader(internals[output_name(layer)], roidb, cfg, batch_size=batch_size,
+                            shuffle=cfg.TRAIN.SHUFFLE, ctx=ctx, feat_stride=stride,
+                            anchor_scales=cfg.network.ANCHOR_SCALES,
+                            anchor_ratios=cfg.network.ANCHOR_RATIOS,
+                            allowed_border=cfg.TRAIN.get('RPN_ALLOWED_BORDER', 0),
+                            aspect_grouping=cfg.TRAIN.ASPECT_GROUPING, seed=seed)
+
+    # ------------------------------------------------------------------ network
     def _check_cfg(self, cfg):
         try:
             num_classes = cfg.dataset.NUM_CLASSES
@@ -85,67 +182,52 @@ class Detector(object):
             raise ValueError('dataset.NUM_CLASSES must be >= 2, got %r' % (num_classes,))
         if int(num_anchors) < 1:
             raise ValueError('network.NUM_ANCHORS must be >= 1, got %r' % (num_anchors,))
-        if cfg.network.RPN_FEAT_STRIDE != 16:
-            raise ValueError('network.RPN_FEAT_STRIDE must be 16 for this backbone, got %r'
-                             % (cfg.network.RPN_FEAT_STRIDE,))
         return int(num_classes), int(num_anchors)
 
-    def features(self, data, cfg, is_train, sym_ops):
-        conv4 = resnet_conv4(data, self.backbone, is_train)
-        conv5 = resnet_conv5(conv4, self.backbone, is_train, deformable=self.deformable,
-                             sym_ops=sym_ops)
-        return conv4, conv5
-
     def get_symbol(self, cfg, is_train=False):
-        """Training symbol (inputs data, im_info, gt_boxes, label, bbox_target, bbox_weight;
-        outputs rpn_cls_prob, rpn_bbox_loss, cls_prob, bbox_loss, rcnn_label) or test
-        symbol (inputs data, im_info; outputs rois, cls_prob_reshape, bbox_pred_reshape).
+        """Training symbol (inputs ``names.train_data`` + ``names.train_labels``, outputs
+        ``names.train_outputs``) or test symbol (inputs ``names.test_data``, outputs
+        ``names.test_outputs``).
 
         With TEST.HAS_RPN false the test symbol takes the proposals as input ``rois``
         (N, R, 5: batch index, x1, y1, x2, y2) instead of ``im_info`` and has the outputs
         cls_prob_reshape and bbox_pred_reshape; the RPN layers are left out.
         """
-        _, num_anchors = self._check_cfg(cfg)
-        sym_ops = get_sym_ops(cfg)
-        from dcn.operators import rpn_proposal
-
+        self._check_cfg(cfg)
+        ops = sym_ops(cfg)
+        head = self.build_roi_head()
         data = mx.sym.Variable('data')
         if not is_train and not cfg.TEST.HAS_RPN:
             # detection on given proposals (TEST.HAS_RPN false): input rois (N, R, 5)
             rois = mx.sym.Variable('rois')
             rois = mx.sym.Reshape(data=rois, shape=(-1, 5), name='rois_reshape')
-            conv4, conv5 = self.features(data, cfg, is_train, sym_ops)
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
+            feats, spec = self.build_backbone(data, cfg, is_train, ops)
+            cls_score, bbox_pred = head(feats, spec, rois, cfg, ops, is_train)
             cls_prob, bbox_pred = heads.rcnn_test_outputs(cfg, cls_score, bbox_pred)
             self.sym = mx.sym.Group([cls_prob, bbox_pred])
             return self.sym
         im_info = mx.sym.Variable('im_info')
-        conv4, conv5 = self.features(data, cfg, is_train, sym_ops)
-        rpn_cls_score, rpn_bbox_pred = heads.rpn_head(conv4, num_anchors, self.rpn_hidden)
-
+        feats, spec = self.build_backbone(data, cfg, is_train, ops)
+        rpn = self.build_proposal_generator()
         if is_train:
-            from dcn.operators import proposal_target
+            from dcn.layers import proposal_target
+            inputs = {n: mx.sym.Variable(n) for n in self.names.train_labels}
             gt_boxes = mx.sym.Variable('gt_boxes')
-            rpn_label = mx.sym.Variable('label')
-            rpn_bbox_target = mx.sym.Variable('bbox_target')
-            rpn_bbox_weight = mx.sym.Variable('bbox_weight')
-            rpn_cls_prob, rpn_bbox_loss, rpn_act = heads.rpn_train_outputs(
-                cfg, rpn_cls_score, rpn_bbox_pred, rpn_label, rpn_bbox_target,
-                rpn_bbox_weight, num_anchors)
-            rois = rpn_proposal(rpn_act, rpn_bbox_pred, im_info, cfg, True, name='rois')
+            out = rpn(feats, spec, im_info, cfg, True, inputs)
             rois, label, bbox_target, bbox_weight = proposal_target(
-                rois, gt_boxes, cfg, cfg.dataset.NUM_CLASSES)
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
+                out['rois'], gt_boxes, cfg, cfg.dataset.NUM_CLASSES)
+            cls_score, bbox_pred = head(feats, spec, rois, cfg, ops, is_train)
             cls_prob, bbox_loss, rcnn_label = heads.rcnn_train_outputs(
                 cfg, cls_score, bbox_pred, label, bbox_target, bbox_weight)
-            group = mx.sym.Group([rpn_cls_prob, rpn_bbox_loss, cls_prob, bbox_loss,
-                                  mx.sym.BlockGrad(rcnn_label, name='rcnn_label')])
+            out.update(cls_prob_reshape=cls_prob, bbox_loss_reshape=bbox_loss,
+                       rcnn_label=mx.sym.BlockGrad(rcnn_label, name='rcnn_label'))
+            group = mx.sym.Group([out[n] for n in self.names.train_outputs])
         else:
-            rpn_prob = heads.rpn_test_prob(rpn_cls_score, num_anchors)
-            rois = rpn_proposal(rpn_prob, rpn_bbox_pred, im_info, cfg, False, name='rois')
-            cls_score, bbox_pred = self.head(conv5, rois, cfg, sym_ops, is_train)
+            rois = rpn(feats, spec, im_info, cfg, False)['rois']
+            cls_score, bbox_pred = head(feats, spec, rois, cfg, ops, is_train)
             cls_prob, bbox_pred = heads.rcnn_test_outputs(cfg, cls_score, bbox_pred)
-            group = mx.sym.Group([rois, cls_prob, bbox_pred])
+            out = {'rois': rois, 'cls_prob_reshape': cls_prob, 'bbox_pred_reshape': bbox_pred}
+            group = mx.sym.Group([out[n] for n in self.names.test_outputs])
         self.sym = group
         return group
 
@@ -168,7 +250,7 @@ class Detector(object):
         if arg_shapes is None:
             raise RuntimeError('%s: could not infer parameter shapes' % type(self).__name__)
         args = dict(zip(sym.list_arguments(), arg_shapes))
-        for n in TEST_DATA_NAMES:
+        for n in self.names.test_data:
             args.pop(n, None)
         aux = dict(zip(sym.list_auxiliary_states(), aux_shapes))
         return args, aux
@@ -274,26 +356,26 @@ class Detector(object):
         return arg_params, aux_params
 
 
-class RFCN(Detector):
+#: the former name of :class:`TwoStageDetector`
+Detector = TwoStageDetector
+
+
+class RFCN(TwoStageDetector):
     """RPN + R-FCN: position-sensitive score maps, (deformable) PS RoI pooling."""
 
+    roi_head = 'rfcn'
     rfcn_hidden = 1024
 
-    def head(self, conv5, rois, cfg, sym_ops, is_train):
-        # test networks that run on the CPU (an MXNet without CUDA, or no gpus in the
-        # config) fuse the offset convolutions with their pooling (a CPU-only operator)
-        fuse = (not is_train and hasattr(sym_ops, 'Conv1x1DeformablePSROIPooling') and
-                not (get_gpu_ids(cfg) and mxnet_has_cuda()))
-        return heads.rfcn_head(conv5, rois, cfg, sym_ops, self.deformable,
-                               num_hidden=self.rfcn_hidden, fuse_offsets=fuse)
+    def head_options(self):
+        return {'num_hidden': self.rfcn_hidden}
 
 
-class FasterRCNN(Detector):
+class FasterRCNN(TwoStageDetector):
     """RPN + Faster R-CNN 2fc head: (deformable) RoI pooling on conv_new_1, two fc layers."""
 
+    roi_head = 'fc2'
     conv_hidden = 256
     fc_hidden = 1024
 
-    def head(self, conv5, rois, cfg, sym_ops, is_train):
-        return heads.fc2_head(conv5, rois, cfg, sym_ops, self.deformable,
-                              conv_hidden=self.conv_hidden, fc_hidden=self.fc_hidden)
+    def head_options(self):
+        return {'conv_hidden': self.conv_hidden, 'fc_hidden': self.fc_hidden}

@@ -7,11 +7,11 @@ propagates gradients (their input gradients are zero).
 """
 import mxnet as mx
 
-from dcn.operators import proposal as _proposal  # noqa: F401  (registers 'proposal')
-from dcn.operators import proposal_target as _proposal_target  # noqa: F401
-from dcn.operators import box_annotator_ohem as _box_annotator_ohem  # noqa: F401
+from dcn.layers import proposal as _proposal  # noqa: F401  (registers 'proposal')
+from dcn.layers import proposal_target as _proposal_target  # noqa: F401
+from dcn.layers import box_annotator_ohem as _box_annotator_ohem  # noqa: F401
 from dcn.config import original_quirks
-from dcn.operators._common import tuple_str
+from dcn.layers._common import tuple_str
 
 __all__ = ['rpn_proposal', 'proposal_target', 'box_annotator_ohem', 'num_reg_classes']
 

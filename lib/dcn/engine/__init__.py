@@ -1,0 +1,2 @@
+"""Engine: the predictor and detection post-processing, the trainer with its hooks, the
+evaluator interface."""

@@ -3,11 +3,47 @@
 
 #include <climits>
 #include <cstdlib>
+#include <mutex>
 #include <sstream>
 
 namespace dcn_ext {
 
-void report_error(const std::string& msg) { MX_ERROR_MSG << msg; }
+/*
+ * MXNet 1.9's extension API keeps the messages of failed calls in the list
+ * MXerrorMsgs::messages of lib_api.cc (compiled into this library) and only ever
+ * appends to it; after a failed call MXNet reports every message of the list, so
+ * each error would repeat all earlier ones.  The list has no public way to be
+ * cleared: its member is reached through an explicit template instantiation
+ * (which, by the C++ rules on explicit instantiations, may name a private member)
+ * and emptied before each new message.
+ */
+namespace {
+
+typedef std::vector<std::stringstream*> mxnet::ext::MXerrorMsgs::*MessagesMember;
+
+struct MessagesTag {
+  friend MessagesMember messages_member(MessagesTag);
+};
+
+template <MessagesMember M>
+struct MessagesAccess {
+  friend MessagesMember messages_member(MessagesTag) { return M; }
+};
+
+template struct MessagesAccess<&mxnet::ext::MXerrorMsgs::messages>;
+
+std::mutex g_messages_mutex;
+
+}  // namespace
+
+void report_error(const std::string& msg) {
+  std::lock_guard<std::mutex> lock(g_messages_mutex);
+  std::vector<std::stringstream*>& list =
+      mxnet::ext::MXerrorMsgs::get()->*messages_member(MessagesTag());
+  for (std::stringstream* m : list) delete m;
+  list.clear();
+  MX_ERROR_MSG << msg;
+}
 
 int ThreadScope::wanted() {
   static const int n = [] {

@@ -272,6 +272,25 @@ def test_error_zero_rois_and_trans_misuse():
         dnd.DeformablePSROIPooling(data, rois, **DP)
 
 
+def test_each_error_names_only_itself():
+    """MXNet 1.9's extension API only ever appends to its list of error messages; each error
+    of ours reports its own message only."""
+    data = mx.nd.ones((1, 8, 5, 5))
+    messages = []
+    for out_dim in (3, 4, 5):
+        with pytest.raises(mx.base.MXNetError) as e:
+            dnd.PSROIPooling(data, mx.nd.zeros((2, 5)), spatial_scale=1, output_dim=out_dim,
+                             pooled_size=2).asnumpy()
+        messages.append(str(e.value))
+    for m, out_dim in zip(messages, (3, 4, 5)):
+        assert m.count('PSROIPooling:') == 1, m
+        assert 'output_dim * group_size^2 = %d' % out_dim in m, m
+    with pytest.raises(mx.base.MXNetError) as e:
+        dnd.DeformableConvolution(data, mx.nd.ones((1, 17, 5, 5)), mx.nd.ones((2, 8, 3, 3)),
+                                  kernel=(3, 3), pad=(1, 1), num_filter=2, no_bias=True).asnumpy()
+    assert "'offset'" in str(e.value) and 'PSROIPooling' not in str(e.value), str(e.value)
+
+
 def test_library_version_mismatch_is_reported(tmp_path, monkeypatch):
     stale = tmp_path / 'libdcn_ops.mxnet_version'
     stale.write_text('0.0.1\n')

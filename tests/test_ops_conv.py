@@ -358,9 +358,38 @@ def test_python_argument_errors():
     with pytest.raises(TypeError, match='offset'):
         dnd.DeformableConvolution(data, offset.asnumpy(), weight, kernel=(3, 3), num_filter=4,
                                   no_bias=True)
-    with pytest.raises(ValueError, match='mask'):
-        dsym.ModulatedDeformableConvolution(mx.sym.var('d'), mx.sym.var('o'), kernel=(3, 3),
-                                            num_filter=4)
+    with pytest.raises(ValueError, match='bias'):
+        dsym.DeformableConvolution(mx.sym.var('d'), mx.sym.var('o'), bias=mx.sym.var('b'),
+                                   kernel=(3, 3), num_filter=4, no_bias=True)
+
+
+@pytest.mark.parametrize('op,kwargs', [
+    ('DeformableConvolution', dict(num_filter=3, kernel=(3, 3))),
+    ('DeformableConvolution', dict(num_filter=3, kernel=(3, 3), no_bias=True)),
+    ('ModulatedDeformableConvolution', dict(num_filter=3, kernel=(3, 3))),
+    ('ModulatedDeformableConvolution', dict(num_filter=3, kernel=(3, 3), no_bias=True)),
+    ('DeformablePSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3,
+                                    group_size=3, sample_per_part=2, trans_std=0.1)),
+    ('DeformablePSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3,
+                                    group_size=3, no_trans=True)),
+    ('PSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3)),
+])
+def test_symbol_creates_omitted_inputs_as_builtin(op, kwargs):
+    """Inputs left out of a symbol call (data included) become <name>_<input> variables with
+    the call's attributes, as MXNet's built-ins create them; named and unnamed calls."""
+    for name in ('x', None):
+        attr = {'lr_mult': '0.5'}
+        with mx.name.NameManager():   # a fresh counter for the automatic names
+            ours = getattr(dsym, op)(name=name, attr=attr, **kwargs)
+        with mx.name.NameManager():
+            ref = getattr(mx.sym.contrib, op)(name=name, attr=attr, **kwargs)
+        assert ours.list_arguments() == ref.list_arguments()
+        assert ours.list_outputs() == ref.list_outputs()
+        attrs = ours.attr_dict()
+        for arg in ours.list_arguments():
+            assert attrs[arg]['__lr_mult__'] == '0.5', (arg, attrs[arg])
+            assert len(eval(attrs[arg]['__shape__'])) == dcn.ops._common.INPUT_NDIM[
+                arg.split('_')[-1]]   # rank declared (MXNet 1.9 shape inference bug)
 
 
 def test_deformable_conv_large_blocks_match_builtin():

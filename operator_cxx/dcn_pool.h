@@ -34,7 +34,13 @@ MXReturnValue pool_infer_shape(Op k, const Attrs& attrs, Shapes* in, Shapes* out
 PoolParam pool_call(Op k, const Attrs& attrs, const std::vector<MXTensor>& in,
                     const std::vector<MXTensor>& out, bool backward);
 
-/*! \brief every RoI must name an image of the batch (host memory) */
+/*!
+ * \brief the RoI rule of both back ends (host memory): the batch index (column 0) is
+ * truncated toward zero, as MXNet's built-ins convert it (so 0.999 and -0.5 name
+ * image 0), and must then name an image of the batch; all five values finite.
+ * The built-ins read outside the data for an index outside the batch; here that
+ * is an error naming the row.
+ */
 template <typename T>
 void check_rois(Op k, const T* rois, int R, int N) {
   for (int r = 0; r < R; ++r) {
@@ -42,11 +48,11 @@ void check_rois(Op k, const T* rois, int R, int N) {
     bool finite = true;
     for (int c = 0; c < 5; ++c)
       finite = finite && std::isfinite(rois[static_cast<int64_t>(r) * 5 + c]);
-    if (!finite || !(b >= 0) || !(b < N) || b != std::floor(b)) {
+    if (!finite || !(std::trunc(b) >= 0) || !(std::trunc(b) < N)) {
       std::ostringstream os;
-      os << op_name(k) << ": input 'rois' row " << r << " is invalid: column 0 (batch index) "
-         << "must be an integer in [0, " << N << ") and all coordinates finite, got batch index "
-         << b;
+      os << op_name(k) << ": input 'rois' row " << r << " is invalid: column 0 (batch index), "
+         << "truncated toward zero, must be in [0, " << N << ") (the batch size of 'data') "
+         << "and all coordinates finite, got batch index " << b;
       throw AttrError{os.str()};
     }
   }

@@ -97,6 +97,7 @@ MXReturnValue pool_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>*
     const dcn::cpu::PoolGeom g = pool_geom(p, data, rois, trans);
     dispatch_cpu(k, data.dtype, [&](auto tag) {
       typedef decltype(tag) T;
+      check_rois(k, rois.data<T>(), g.R, g.N);  // the kernels index data with them
       T* gr = (*out)[1].data<T>();
       std::fill(gr, gr + (*out)[1].size(), T(0));  // rois get no gradient
       if (p.deformable) {

@@ -17,10 +17,22 @@ dcn_pool_geom pool_geom_gpu(const PoolParam& p, const MXTensor& data, const MXTe
   return g;
 }
 
+/*! \brief the RoI rule of the CPU (check_rois) on a host copy of the device RoIs */
+void check_rois_gpu(Op k, const MXTensor& rois, int N, void* stream) {
+  dispatch_cpu(k, rois.dtype, [&](auto tag) {
+    typedef decltype(tag) T;
+    std::vector<T> host(rois.size());
+    cuda_ok(k, dcn_cuda_copy_to_host(host.data(), rois.data_ptr,
+                                     static_cast<int64_t>(host.size() * sizeof(T)), stream));
+    check_rois(k, host.data(), static_cast<int>(rois.shape[0]), N);
+  });
+}
+
 }  // namespace
 
-/* RoIs live in device memory: a RoI whose batch index is not an integer in [0, N)
- * pools to zeros on the GPU (the CPU path reports an error). */
+/* The RoIs live in device memory: the forward pass checks a host copy (one small
+ * copy, which waits for the stream); the kernels never read for a RoI outside
+ * the batch either (dcn_cuda_api.h). */
 MXReturnValue pool_forward_gpu(Op k, const Attrs& attrs, std::vector<MXTensor>* in,
                                std::vector<MXTensor>* out, const OpResource& res) {
   return guarded(k, [&] {
@@ -28,6 +40,7 @@ MXReturnValue pool_forward_gpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
     MXTensor& data = (*in)[0];
     const MXTensor* trans = (p.deformable && !p.no_trans) ? &(*in)[2] : nullptr;
     const dcn_pool_geom g = pool_geom_gpu(p, data, (*in)[1], trans);
+    check_rois_gpu(k, (*in)[1], g.N, res.get_cuda_stream());
     cuda_ok(k, dcn_cuda_pool_forward(&g, cuda_dtype(k, data.dtype), data.data_ptr,
                                      (*in)[1].data_ptr, trans ? trans->data_ptr : nullptr,
                                      (*out)[0].data_ptr, p.deformable ? (*out)[1].data_ptr : nullptr,

@@ -321,6 +321,43 @@ def test_emulated_pool_matches_cpu(emu_lib, deformable, dtype):
         check_pool_against_cpu(emu_lib, HostMem(), seed, dtype, deformable)
 
 
+@pytest.mark.parametrize('deformable', [False, True], ids=['psroi', 'dpsroi'])
+def test_emulated_pool_roi_batch_index_rule(emu_lib, deformable):
+    """Device side of the RoI rule: an index off an integer is truncated toward zero as in the
+    CPU operators (and MXNet's built-ins); a RoI whose truncated index is outside the batch
+    (or NaN) is never read from: zeros, no gradient (the operators refuse it beforehand)."""
+    rng = np.random.default_rng(21)
+    arrays, head, params, geom = pool_case(rng, np.float64, deformable)
+    while geom.N < 2 or geom.R < 3:
+        arrays, head, params, geom = pool_case(rng, np.float64, deformable)
+    rois = arrays['rois']
+    rois[:, 0] = np.where(rng.integers(0, 2, geom.R) == 1, rois[:, 0] + 1 / 1024,
+                          np.maximum(rois[:, 0] - 1 / 1024, -1 / 1024))
+    out, count, grads = run_pool(emu_lib, HostMem(), geom, arrays, head)
+    mx, dnd = _cpu_ops()
+    names = list(arrays)
+    op = dnd.DeformablePSROIPooling if deformable else dnd.PSROIPooling
+    ref, ref_grads = _mx_run(mx, lambda *xs: op(*xs, **params), [arrays[k] for k in names], head)
+    _close(out, ref, np.float64, 'output, truncated batch indices')
+    for k, g in zip(names, ref_grads):
+        if k in grads:
+            _close(grads[k], g, np.float64, 'grad %s, truncated batch indices' % k, 10.0)
+    # outside the batch: rows 0 and 1 name no image
+    bad = {k: v.copy() for k, v in arrays.items()}
+    bad['rois'][0, 0] = geom.N
+    bad['rois'][1, 0] = np.nan
+    out_b, count_b, grads_b = run_pool(emu_lib, HostMem(), geom, bad, head)
+    assert np.all(out_b[:2] == 0) and np.array_equal(out_b[2:], out[2:])
+    if deformable:
+        assert np.all(count_b[:2] == 0)
+        if 'trans' in grads_b:
+            assert np.all(grads_b['trans'][:2] == 0)
+    head_valid = head.copy()
+    head_valid[:2] = 0
+    _, _, grads_v = run_pool(emu_lib, HostMem(), geom, arrays, head_valid)
+    _close(grads_b['data'], grads_v['data'], np.float64, 'grad data without rows 0, 1')
+
+
 def test_emulated_errors_are_reported(emu_lib):
     g = dc.conv_geom(1, 4, 6, 6, 2, (3, 3))
     g.Ho = 9  # inconsistent

@@ -320,10 +320,12 @@ def test_out_of_range_rois_match_builtin(deformable):
     assert np.all(ours[0] == 0) and np.all(ours[1] == 0)   # no pixel in the image: zero
 
 
-@pytest.mark.parametrize('batch_index', [-1.0, 2.0, 1e9, 0.5, float('nan')])
-@pytest.mark.parametrize('op', ['PSROIPooling', 'DeformablePSROIPooling'])
+@pytest.mark.parametrize('batch_index', [-1.0, 2.0, 1e9, -1e9, float('nan'), float('inf')])
+@pytest.mark.parametrize('op', ['PSROIPooling', 'DeformablePSROIPooling',
+                                'Conv1x1DeformablePSROIPooling'])
 def test_roi_batch_index_outside_batch_is_an_error(op, batch_index):
-    """MXNet's built-ins read outside the input for such a RoI; ours refuse it."""
+    """An index outside the batch after truncation: MXNet's built-ins read outside the input
+    for such a RoI; ours refuse it, naming the row."""
     import mxnet as mx
     from dcn.ops import nd as dnd
     data = mx.nd.ones((2, 4, 5, 5))
@@ -331,8 +333,44 @@ def test_roi_batch_index_outside_batch_is_an_error(op, batch_index):
     kwargs = dict(spatial_scale=0.5, output_dim=1, pooled_size=2, group_size=2)
     if op == 'DeformablePSROIPooling':
         kwargs.update(part_size=2, sample_per_part=1, no_trans=True)
-    with pytest.raises(mx.base.MXNetError, match=r'rois.*(batch|row 1)'):
+    if op == 'Conv1x1DeformablePSROIPooling':
+        kwargs.update(weight=mx.nd.ones((4, 4, 1, 1)), bias=mx.nd.zeros((4,)))
+    with pytest.raises(mx.base.MXNetError, match=r"'rois' row 1 .*batch index"):
         getattr(dnd, op)(data=data, rois=rois, **kwargs).asnumpy()
+
+
+@pytest.mark.parametrize('deformable', [False, True])
+def test_roi_batch_index_is_truncated_as_builtin(deformable):
+    """A batch index off an integer (MXNet's numeric gradient check nudges the RoIs by
+    +-1/1024) names the image its truncation toward zero names, as in the built-ins:
+    outputs and gradients equal the built-in's."""
+    import mxnet as mx
+    from dcn.ops import nd as dnd
+    rng = np.random.RandomState(5)
+    N, group, out_dim, H, W = 3, 2, 2, 6, 7
+    data = rng.standard_normal((N, out_dim * group * group, H, W))
+    index = [0.5, -0.5, -1 / 1024, 1 - 1 / 1024, 1 + 1 / 1024, 2.999, 2]
+    rois = np.array([[b, 3, 5, 40, 30] for b in index])
+    common = dict(spatial_scale=0.125, output_dim=out_dim, pooled_size=group, group_size=group)
+    arrays = [data, rois]
+    if deformable:
+        arrays.append(rng.standard_normal((len(index), 2, group, group)))
+        common.update(part_size=group, sample_per_part=2, trans_std=0.1)
+    results = []
+    for fn in (dnd.DeformablePSROIPooling if deformable else dnd.PSROIPooling,
+               mx.nd.contrib.DeformablePSROIPooling if deformable else mx.nd.contrib.PSROIPooling):
+        xs = [mx.nd.array(a) for a in arrays]
+        for x in xs:
+            x.attach_grad()
+        with mx.autograd.record():
+            y = fn(*xs, **common)
+        y.backward(mx.nd.ones_like(y))
+        results.append([y.asnumpy(), xs[0].grad.asnumpy()] +
+                       ([xs[2].grad.asnumpy()] if deformable else []))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # the rows name images 0, 0, 0, 0, 1, 2, 2: every image's gradient is used
+    assert all(np.abs(results[0][1][n]).sum() > 0 for n in range(N))
 
 
 if __name__ == '__main__' and len(sys.argv) == 5 and sys.argv[1] == '--worker':

@@ -68,7 +68,11 @@ int dcn_cuda_conv_backward(const dcn_conv_geom* g, int dtype, const void* grad_o
                            int64_t workspace_bytes, void* stream);
 
 /* Deformable PS RoI pooling (g->deformable = 1) or PS RoI pooling (0; top_count may
- * be NULL).  RoIs whose batch index is not an integer in [0, N) give zeros. */
+ * be NULL).  The batch index of a RoI (column 0) is truncated toward zero, as MXNet's
+ * built-ins convert it; a RoI whose truncated index is outside [0, N) (or NaN) is never
+ * read from: it pools to zeros and gets no gradient.  The operators check the RoIs on
+ * the host first (dcn_cuda_copy_to_host) and report such a RoI as an error, as on the
+ * CPU. */
 int dcn_cuda_pool_forward(const dcn_pool_geom* g, int dtype, const void* data, const void* rois,
                           const void* trans, void* out, void* top_count, void* stream);
 
@@ -79,6 +83,10 @@ int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_o
 
 /* Fill `bytes` bytes at device pointer `ptr` with zeros (on `stream`). */
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream);
+
+/* Copy `bytes` bytes from device pointer `device_src` to host memory `host_dst` after
+ * the work queued on `stream`; returns when the copy is done (synchronises `stream`). */
+int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream);
 
 /* GPU non-maximum suppression on device `device_id`.  `boxes` is a host (n, 5)
  * float32 array [x1, y1, x2, y2, score] (legacy +1 pixel convention); a box is

@@ -14,6 +14,7 @@ KERNEL_LIB = os.path.join(ROOT, 'lib', 'dcn', 'ops', 'libdcn_cuda_kernels.so')
 F32, F64 = 0, 1
 ENTRY_POINTS = ('dcn_cuda_conv_workspace_bytes', 'dcn_cuda_conv_forward', 'dcn_cuda_conv_backward',
                 'dcn_cuda_pool_forward', 'dcn_cuda_pool_backward', 'dcn_cuda_zero',
+                'dcn_cuda_copy_to_host',
                 'dcn_cuda_nms', 'dcn_cuda_device_count', 'dcn_cuda_set_allow_tf32',
                 'dcn_cuda_last_error')
 
@@ -42,6 +43,7 @@ _SIGS = {
     'dcn_cuda_pool_backward': (ctypes.c_int, [ctypes.POINTER(PoolGeom), ctypes.c_int] +
                                [_P] * 8),
     'dcn_cuda_zero': (ctypes.c_int, [_P, ctypes.c_int64, _P]),
+    'dcn_cuda_copy_to_host': (ctypes.c_int, [_P, _P, ctypes.c_int64, _P]),
     'dcn_cuda_nms': (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_double, ctypes.c_int, _P, _P]),
     'dcn_cuda_device_count': (ctypes.c_int, []),
     'dcn_cuda_set_allow_tf32': (ctypes.c_int, [ctypes.c_int]),

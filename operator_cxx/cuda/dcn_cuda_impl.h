@@ -331,11 +331,12 @@ void conv_backward(B& be, const dcn_conv_geom& g, const T* grad_out, const T* da
 /* (deformable) position-sensitive RoI pooling                               */
 /* ------------------------------------------------------------------------ */
 
-/*! \brief batch index of a RoI, or -1 when it is not an integer in [0, N) */
+/*! \brief batch index of a RoI truncated toward zero (MXNet's conversion), or -1 when
+ *  that is outside [0, N) or the index is NaN: such a RoI is never read from */
 template <typename T>
 DCN_DEV int roi_batch(const T* roi, int N) {
   const T b = roi[0];
-  if (!(b >= T(0) && b < T(N)) || b != floor(b)) return -1;
+  if (!(b > T(-1) && b < T(N))) return -1;
   return static_cast<int>(b);
 }
 

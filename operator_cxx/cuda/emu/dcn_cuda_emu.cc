@@ -21,6 +21,9 @@ struct EmuBackend {
     for (int64_t i = 0; i < n; ++i) f(i);
   }
   void zero(void* p, int64_t bytes) { memset(p, 0, static_cast<size_t>(bytes)); }
+  void copy_to_host(void* dst, const void* src, int64_t bytes) {
+    if (bytes > 0) memcpy(dst, src, static_cast<size_t>(bytes));
+  }
   void finish() {}
   /* C = alpha * op(A) op(B) + beta * C, column-major, as cublas<t>gemmStridedBatched */
   template <typename T>
@@ -88,6 +91,11 @@ int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_o
 
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
   if (bytes > 0) memset(ptr, 0, static_cast<size_t>(bytes));
+  return 0;
+}
+
+int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream) {
+  EmuBackend().copy_to_host(host_dst, device_src, bytes);
   return 0;
 }
 

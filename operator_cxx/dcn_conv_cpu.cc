@@ -1,6 +1,7 @@
 /* dcn_conv_cpu.cc - deformable convolutions on the CPU (kernels: dcn_cpu_kernels.h). */
 #include <climits>
 #include <sstream>
+#include <type_traits>
 
 #include "dcn_conv.h"
 #include "dcn_cpu_kernels.h"
@@ -40,9 +41,14 @@ void* conv_workspace(Op k, const dcn::cpu::ConvGeom& g, int elem, const OpResour
   return cpu_workspace(k, bytes, res);
 }
 
-template <typename T>
-T* ptr_or_null(std::vector<MXTensor>* v, int i) {
-  return i < 0 ? nullptr : (*v)[i].data<T>();
+/*! \brief io.in() / io.out() of tensor i, nullptr for an absent one (i < 0) */
+template <class IO>
+auto in_or_null(IO& io, std::vector<MXTensor>* v, int i) {
+  return i < 0 ? nullptr : io.in((*v)[i]);
+}
+template <class IO>
+auto out_or_null(IO& io, std::vector<MXTensor>* v, int i) {
+  return i < 0 ? nullptr : io.out((*v)[i]);
 }
 
 }  // namespace
@@ -55,12 +61,12 @@ MXReturnValue conv_forward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
     MXTensor& data = (*in)[p.i_data];
     MXTensor& y = (*out)[0];
     const dcn::cpu::ConvGeom g = conv_geom(p, data, y);
-    dispatch_cpu(k, data.dtype, [&](auto tag) {
-      typedef decltype(tag) T;
+    dispatch_cpu(k, data.dtype, [&](auto& io) {
+      typedef typename std::decay_t<decltype(io)>::type T;
       void* ws = conv_workspace(k, g, sizeof(T), res, !dcn::cpu::fused_columns<T>());
-      dcn::cpu::conv_forward<T>(g, data.data<T>(), (*in)[p.i_offset].data<T>(),
-                                ptr_or_null<T>(in, p.i_mask), (*in)[p.i_weight].data<T>(),
-                                ptr_or_null<T>(in, p.i_bias), y.data<T>(), ws);
+      dcn::cpu::conv_forward<T>(g, io.in(data), io.in((*in)[p.i_offset]),
+                                in_or_null(io, in, p.i_mask), io.in((*in)[p.i_weight]),
+                                in_or_null(io, in, p.i_bias), io.out(y), ws);
     });
   });
 }
@@ -74,15 +80,15 @@ MXReturnValue conv_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>*
     MXTensor& gout = (*in)[0];
     MXTensor& data = (*in)[1 + p.i_data];
     const dcn::cpu::ConvGeom g = conv_geom(p, data, gout);
-    dispatch_cpu(k, data.dtype, [&](auto tag) {
-      typedef decltype(tag) T;
+    dispatch_cpu(k, data.dtype, [&](auto& io) {
+      typedef typename std::decay_t<decltype(io)>::type T;
       void* ws = conv_workspace(k, g, sizeof(T), res, true);
       dcn::cpu::conv_backward<T>(
-          g, gout.data<T>(), data.data<T>(), (*in)[1 + p.i_offset].data<T>(),
-          p.modulated ? (*in)[1 + p.i_mask].data<T>() : nullptr,
-          (*in)[1 + p.i_weight].data<T>(), ptr_or_null<T>(out, p.i_data),
-          ptr_or_null<T>(out, p.i_offset), ptr_or_null<T>(out, p.i_mask),
-          ptr_or_null<T>(out, p.i_weight), ptr_or_null<T>(out, p.i_bias), ws);
+          g, io.in(gout), io.in(data), io.in((*in)[1 + p.i_offset]),
+          p.modulated ? io.in((*in)[1 + p.i_mask]) : nullptr, io.in((*in)[1 + p.i_weight]),
+          out_or_null(io, out, p.i_data), out_or_null(io, out, p.i_offset),
+          out_or_null(io, out, p.i_mask), out_or_null(io, out, p.i_weight),
+          out_or_null(io, out, p.i_bias), ws);
     });
   });
 }

@@ -11,8 +11,10 @@ namespace dcn_ext {
 namespace {
 
 /*! \brief GPU geometry; images per column buffer bounded by im2col_step and 'workspace' (MB) */
-dcn_conv_geom conv_geom_gpu(const ConvParam& p, const MXTensor& data, const MXTensor& out,
-                            int64_t elem) {
+dcn_conv_geom conv_geom_gpu(Op k, const ConvParam& p, const MXTensor& data,
+                            const MXTensor& out) {
+  // the column buffer holds the compute type: float32 for float16 tensors
+  const int64_t elem = data.dtype == mxnet::ext::kFloat16 ? 4 : dtype_size(k, data.dtype);
   dcn_conv_geom g = {static_cast<int>(data.shape[0]), static_cast<int>(data.shape[1]),
                      static_cast<int>(data.shape[2]), static_cast<int>(data.shape[3]),
                      p.num_filter, static_cast<int>(out.shape[2]), static_cast<int>(out.shape[3]),
@@ -43,7 +45,7 @@ MXReturnValue conv_forward_gpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
     const ConvParam p = conv_call(k, attrs, *in, *out, false);
     MXTensor& data = (*in)[p.i_data];
     const int code = cuda_dtype(k, data.dtype);
-    const dcn_conv_geom g = conv_geom_gpu(p, data, (*out)[0], dtype_size(k, data.dtype));
+    const dcn_conv_geom g = conv_geom_gpu(k, p, data, (*out)[0]);
     int64_t bytes = 0;
     void* ws = conv_workspace_gpu(k, g, code, res, &bytes);
     cuda_ok(k, dcn_cuda_conv_forward(&g, code, data.data_ptr, (*in)[p.i_offset].data_ptr,
@@ -61,7 +63,7 @@ MXReturnValue conv_backward_gpu(Op k, const Attrs& attrs, std::vector<MXTensor>*
     MXTensor& gout = (*in)[0];
     MXTensor& data = (*in)[1 + p.i_data];
     const int code = cuda_dtype(k, data.dtype);
-    const dcn_conv_geom g = conv_geom_gpu(p, data, gout, dtype_size(k, data.dtype));
+    const dcn_conv_geom g = conv_geom_gpu(k, p, data, gout);
     int64_t bytes = 0;
     void* ws = conv_workspace_gpu(k, g, code, res, &bytes);
     cuda_ok(k, dcn_cuda_conv_backward(

@@ -1,6 +1,8 @@
 /* dcn_ext.cc - glue shared by the operators (see dcn_ext.h). */
 #include "dcn_ext.h"
 
+#include "dcn_half.h"
+
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -144,6 +146,23 @@ void check_count(Op k, const char* what, size_t got, size_t expected) {
   }
 }
 
+float* HalfAsFloatTensors::in(MXTensor& t) {
+  bufs_.emplace_back(t.size());
+  dcn::half_to_float(t.data<uint16_t>(), bufs_.back().data(), t.size());
+  return bufs_.back().data();
+}
+
+float* HalfAsFloatTensors::out(MXTensor& t) {
+  bufs_.emplace_back(t.size());
+  outs_.emplace_back(&t, bufs_.size() - 1);
+  return bufs_.back().data();
+}
+
+void HalfAsFloatTensors::commit() {
+  for (const auto& o : outs_)
+    dcn::float_to_half(bufs_[o.second].data(), o.first->data<uint16_t>(), o.first->size());
+}
+
 void infer_same_float_type(Op k, const std::vector<std::string>& names, std::vector<int>* in,
                            std::vector<int>* out) {
   int t = -1;
@@ -152,11 +171,11 @@ void infer_same_float_type(Op k, const std::vector<std::string>& names, std::vec
     if (t < 0) t = (*in)[i];
     if ((*in)[i] != t)
       throw AttrError{op_name(k) + ": input '" + (i < names.size() ? names[i] : "?") +
-                      "' must have the same dtype as the other inputs (float32 or float64)"};
+                      "' must have the same dtype as the other inputs (float32, float64 or "
+                      "float16)"};
   }
   if (t < 0) return;
-  if (t != mxnet::ext::kFloat32 && t != mxnet::ext::kFloat64)
-    throw AttrError{op_name(k) + ": inputs must be float32 or float64"};
+  dtype_size(k, t);  // throws unless supported
   for (auto& x : *in) x = t;
   for (auto& x : *out) x = t;
 }
@@ -165,7 +184,8 @@ int dtype_size(Op k, int dtype) {
   switch (dtype) {
     case mxnet::ext::kFloat32: return 4;
     case mxnet::ext::kFloat64: return 8;
-    default: throw AttrError{op_name(k) + ": only float32 and float64 are supported"};
+    case mxnet::ext::kFloat16: return 2;
+    default: throw AttrError{op_name(k) + ": inputs must be float32, float64 or float16"};
   }
 }
 

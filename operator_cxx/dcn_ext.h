@@ -132,15 +132,56 @@ void infer_same_float_type(Op k, const std::vector<std::string>& names, std::vec
 /*! \brief bytes per element of a supported dtype; throws for others */
 int dtype_size(Op k, int dtype);
 
+/*! \brief tensors of a float32 / float64 call: the kernels work on them directly */
+template <typename T>
+struct DirectTensors {
+  typedef T type;
+  T* in(MXTensor& t) { return t.data<T>(); }
+  T* out(MXTensor& t) { return t.data<T>(); }
+};
+
 /*!
- * \brief CPU dtype dispatch: f(T()) with T the compute type of `dtype`
- * (float32 -> float, float64 -> double).
+ * \brief tensors of a float16 call on the CPU, computed in float32: in() gives a
+ * float32 copy of a tensor that is read, out() a float32 buffer for a tensor
+ * that is written, converted into it (rounded to nearest even) by commit().
+ */
+class HalfAsFloatTensors {
+ public:
+  typedef float type;
+  float* in(MXTensor& t);
+  float* out(MXTensor& t);
+  void commit();
+
+ private:
+  std::vector<std::vector<float>> bufs_;  // one per call of in() / out()
+  std::vector<std::pair<MXTensor*, size_t>> outs_;
+};
+
+/*!
+ * \brief the one CPU dtype dispatch: f(io) where io.in(t) / io.out(t) give the
+ * pointers the kernels read / write, of compute type
+ * std::decay_t<decltype(io)>::type: float32 -> float, float64 -> double, float16 ->
+ * float (float32 copies, results rounded back to float16 when f returns).
  */
 template <typename F>
 void dispatch_cpu(Op k, int dtype, const F& f) {
   switch (dtype) {
-    case mxnet::ext::kFloat32: f(float()); break;
-    case mxnet::ext::kFloat64: f(double()); break;
+    case mxnet::ext::kFloat32: {
+      DirectTensors<float> io;
+      f(io);
+      break;
+    }
+    case mxnet::ext::kFloat64: {
+      DirectTensors<double> io;
+      f(io);
+      break;
+    }
+    case mxnet::ext::kFloat16: {
+      HalfAsFloatTensors io;
+      f(io);
+      io.commit();
+      break;
+    }
     default: dtype_size(k, dtype);  // throws
   }
 }

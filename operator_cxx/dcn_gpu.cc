@@ -11,9 +11,12 @@ void cuda_ok(Op k, int rc) {
 }
 
 int cuda_dtype(Op k, int dtype) {
-  if (dtype == mxnet::ext::kFloat32) return DCN_F32;
-  if (dtype == mxnet::ext::kFloat64) return DCN_F64;
-  dtype_size(k, dtype);  // throws
+  switch (dtype) {
+    case mxnet::ext::kFloat32: return DCN_F32;
+    case mxnet::ext::kFloat64: return DCN_F64;
+    case mxnet::ext::kFloat16: return DCN_F16;
+    default: dtype_size(k, dtype);  // throws
+  }
   return -1;
 }
 

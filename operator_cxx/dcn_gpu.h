@@ -13,7 +13,7 @@ namespace dcn_ext {
 /*! \brief throws the CUDA library's message when rc is an error */
 void cuda_ok(Op k, int rc);
 
-/*! \brief DCN_F32 / DCN_F64 of an MXNet dtype; throws for others */
+/*! \brief DCN_F32 / DCN_F64 / DCN_F16 of an MXNet dtype; throws for others */
 int cuda_dtype(Op k, int dtype);
 
 /*! \brief a GPU workspace from MXNet's temporary space (one per call) */

@@ -4,6 +4,7 @@
  */
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 
 #include "dcn_cpu_kernels.h"
 #include "dcn_pool.h"
@@ -47,12 +48,13 @@ void fused_forward(Op k, const PoolParam& p, std::vector<MXTensor>* in,
   MXTensor& data = (*in)[0];
   MXTensor& rois = (*in)[1];
   const dcn::cpu::PoolGeom g = pool_geom(p, data, rois, nullptr);
-  dispatch_cpu(k, data.dtype, [&](auto tag) {
-    typedef decltype(tag) T;
-    check_rois(k, rois.data<T>(), g.R, g.N);
+  dispatch_cpu(k, data.dtype, [&](auto& io) {
+    typedef typename std::decay_t<decltype(io)>::type T;
+    const T* r = io.in(rois);
+    check_rois(k, r, g.R, g.N);
     void* ws = pool_workspace(k, dcn::cpu::conv1x1_dpsroi_workspace_bytes<T>(g), res);
-    dcn::cpu::conv1x1_dpsroi_forward<T>(g, data.data<T>(), rois.data<T>(), (*in)[2].data<T>(),
-                                        (*in)[3].data<T>(), (*out)[0].data<T>(), ws);
+    dcn::cpu::conv1x1_dpsroi_forward<T>(g, io.in(data), r, io.in((*in)[2]), io.in((*in)[3]),
+                                        io.out((*out)[0]), ws);
   });
 }
 
@@ -68,16 +70,16 @@ MXReturnValue pool_forward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
     MXTensor& rois = (*in)[1];
     MXTensor* trans = (p.deformable && !p.no_trans) ? &(*in)[2] : nullptr;
     const dcn::cpu::PoolGeom g = pool_geom(p, data, rois, trans);
-    dispatch_cpu(k, data.dtype, [&](auto tag) {
-      typedef decltype(tag) T;
-      check_rois(k, rois.data<T>(), g.R, g.N);
+    dispatch_cpu(k, data.dtype, [&](auto& io) {
+      typedef typename std::decay_t<decltype(io)>::type T;
+      const T* r = io.in(rois);
+      check_rois(k, r, g.R, g.N);
       if (p.deformable) {
         void* ws = pool_workspace(k, dcn::cpu::dpsroi_workspace_bytes<T>(g, false, 1), res);
-        dcn::cpu::dpsroi_forward<T>(g, data.data<T>(), rois.data<T>(),
-                                    trans ? trans->data<T>() : nullptr, (*out)[0].data<T>(),
-                                    (*out)[1].data<T>(), ws);
+        dcn::cpu::dpsroi_forward<T>(g, io.in(data), r, trans ? io.in(*trans) : nullptr,
+                                    io.out((*out)[0]), io.out((*out)[1]), ws);
       } else {
-        dcn::cpu::psroi_forward<T>(g, data.data<T>(), rois.data<T>(), (*out)[0].data<T>());
+        dcn::cpu::psroi_forward<T>(g, io.in(data), r, io.out((*out)[0]));
       }
     });
   });
@@ -95,21 +97,22 @@ MXReturnValue pool_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>*
     MXTensor& rois = (*in)[base + 1];
     MXTensor* trans = (p.deformable && !p.no_trans) ? &(*in)[base + 2] : nullptr;
     const dcn::cpu::PoolGeom g = pool_geom(p, data, rois, trans);
-    dispatch_cpu(k, data.dtype, [&](auto tag) {
-      typedef decltype(tag) T;
-      check_rois(k, rois.data<T>(), g.R, g.N);  // the kernels index data with them
-      T* gr = (*out)[1].data<T>();
+    dispatch_cpu(k, data.dtype, [&](auto& io) {
+      typedef typename std::decay_t<decltype(io)>::type T;
+      const T* r = io.in(rois);
+      check_rois(k, r, g.R, g.N);  // the kernels index data with them
+      T* gr = io.out((*out)[1]);
       std::fill(gr, gr + (*out)[1].size(), T(0));  // rois get no gradient
       if (p.deformable) {
         MXTensor& count = (*in)[base + p.n_in + 1];
         const int threads = std::max(1, dcn::cpu::num_threads());
         void* ws = pool_workspace(k, dcn::cpu::dpsroi_workspace_bytes<T>(g, true, threads), res);
-        dcn::cpu::dpsroi_backward<T>(g, gout.data<T>(), data.data<T>(), rois.data<T>(),
-                                     trans ? trans->data<T>() : nullptr, count.data<T>(),
-                                     (*out)[0].data<T>(), trans ? (*out)[2].data<T>() : nullptr,
-                                     ws, threads);
+        dcn::cpu::dpsroi_backward<T>(g, io.in(gout), io.in(data), r,
+                                     trans ? io.in(*trans) : nullptr, io.in(count),
+                                     io.out((*out)[0]), trans ? io.out((*out)[2]) : nullptr, ws,
+                                     threads);
       } else {
-        dcn::cpu::psroi_backward<T>(g, gout.data<T>(), rois.data<T>(), (*out)[0].data<T>());
+        dcn::cpu::psroi_backward<T>(g, io.in(gout), r, io.out((*out)[0]));
       }
     });
   });

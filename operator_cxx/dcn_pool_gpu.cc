@@ -1,4 +1,6 @@
 /* dcn_pool_gpu.cc - (deformable) PS RoI pooling on the GPU (CUDA build only). */
+#include <vector>
+
 #include "dcn_gpu.h"
 #include "dcn_pool.h"
 
@@ -19,12 +21,14 @@ dcn_pool_geom pool_geom_gpu(const PoolParam& p, const MXTensor& data, const MXTe
 
 /*! \brief the RoI rule of the CPU (check_rois) on a host copy of the device RoIs */
 void check_rois_gpu(Op k, const MXTensor& rois, int N, void* stream) {
-  dispatch_cpu(k, rois.dtype, [&](auto tag) {
-    typedef decltype(tag) T;
-    std::vector<T> host(rois.size());
-    cuda_ok(k, dcn_cuda_copy_to_host(host.data(), rois.data_ptr,
-                                     static_cast<int64_t>(host.size() * sizeof(T)), stream));
-    check_rois(k, host.data(), static_cast<int>(rois.shape[0]), N);
+  const int64_t n = rois.size();
+  std::vector<char> raw(n * dtype_size(k, rois.dtype));
+  cuda_ok(k, dcn_cuda_copy_to_host(raw.data(), rois.data_ptr,
+                                   static_cast<int64_t>(raw.size()), stream));
+  MXTensor host = rois;
+  host.data_ptr = raw.data();
+  dispatch_cpu(k, rois.dtype, [&](auto& io) {
+    check_rois(k, io.in(host), static_cast<int>(rois.shape[0]), N);
   });
 }
 
@@ -60,13 +64,16 @@ MXReturnValue pool_backward_gpu(Op k, const Attrs& attrs, std::vector<MXTensor>*
     const dcn_pool_geom g = pool_geom_gpu(p, data, rois, trans);
     const int code = cuda_dtype(k, data.dtype);
     void* stream = res.get_cuda_stream();
+    const int64_t bytes = dcn_cuda_pool_workspace_bytes(&g, code);
+    if (bytes < 0) cuda_ok(k, 1);
+    void* ws = bytes > 0 ? gpu_workspace(k, bytes, res, "the float32 gradient buffers") : nullptr;
     cuda_ok(k, dcn_cuda_zero((*out)[1].data_ptr, (*out)[1].size() * dtype_size(k, data.dtype),
                              stream));
     cuda_ok(k, dcn_cuda_pool_backward(&g, code, (*in)[0].data_ptr, data.data_ptr, rois.data_ptr,
                                       trans ? trans->data_ptr : nullptr,
                                       p.deformable ? (*in)[base + p.n_in + 1].data_ptr : nullptr,
                                       (*out)[0].data_ptr, trans ? (*out)[2].data_ptr : nullptr,
-                                      stream));
+                                      ws, bytes, stream));
   });
 }
 

@@ -72,18 +72,22 @@ TESTS=("$@")
 [ ${#TESTS[@]} -eq 0 ] && TESTS=(tests/test_ops_conv.py tests/test_ops_psroi.py tests/test_fuzz_ops.py)
 LOG="$WORK/asan"
 cd "$ROOT"
-# leaks are not checked: the interpreter and MXNet keep allocations alive until exit
+# leaks are not checked: the interpreter and MXNet keep allocations alive until exit.
+# allocator_may_return_null: MXNet asks for absurd sizes when a symbol is bound with shapes
+# it cannot complete (e.g. rois=(1, 0)); that fails with an MXNetError ("Failed to allocate
+# CPU Memory") in a normal process, so the same has to happen under ASan
 env LD_PRELOAD="$LIBASAN $LIBSTDCXX" \
-    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:log_path=$LOG" \
+    ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:allocator_may_return_null=1:log_path=$LOG" \
     PYTHONPATH="$WORK/lib:$ROOT" FUZZ_CASES="${FUZZ_CASES:-60}" DCN_ASAN_CHECK=1 \
     "$PYTHON" -m pytest -q -p no:cacheprovider -o pythonpath="$WORK/lib ." "${TESTS[@]}"
 status=$?
 found=0
 for f in "$LOG".*; do
   [ -f "$f" ] || continue
-  found=1
   echo "==== AddressSanitizer report $f"
   cat "$f"
+  # warnings alone (the failed absurd allocations above) are not errors
+  grep -q 'ERROR: AddressSanitizer' "$f" && found=1
 done
 if [ $found -ne 0 ]; then
   echo "tests/asan_check.sh: AddressSanitizer reported errors" >&2
@@ -93,4 +97,4 @@ if [ $status -ne 0 ]; then
   echo "tests/asan_check.sh: pytest failed (status $status), no AddressSanitizer report" >&2
   exit $status
 fi
-echo "tests/asan_check.sh: operator tests passed under AddressSanitizer, no report"
+echo "tests/asan_check.sh: operator tests passed under AddressSanitizer, no error reported"

@@ -2,7 +2,7 @@
  * dcn_cuda_api.h - C interface of the CUDA implementation of the deformable
  * operators (and of GPU NMS).
  *
- * Plain C: usable from C++ compiled without the CUDA headers (dcn_ops.cc) and
+ * Plain C: usable from C++ compiled without the CUDA headers (the GPU glue, dcn_*_gpu.cc) and
  * through ctypes (tests, benchmarks).  All tensor pointers are device pointers
  * (except the host boxes of dcn_cuda_nms), contiguous, row-major, of the dtype
  * named by `dtype` (DCN_F32, DCN_F64 or DCN_F16, MXNet's type codes).  float16

@@ -67,13 +67,23 @@ compile() {  # src obj
 
 EXTRA_DEFS=()
 
-compile "$HERE/dcn_ops.cc" "$BUILD_DIR/dcn_ops.o" &
-pid1=$!
+# Sources (operator_cxx/README.md): per operator its arguments/shapes, CPU glue and GPU
+# glue; the registration is compiled once per library (GPU functions with DCN_WITH_CUDA).
+CPU_SOURCES=(dcn_attrs.cc dcn_ext.cc dcn_conv.cc dcn_conv_cpu.cc dcn_pool.cc dcn_pool_cpu.cc)
+GPU_SOURCES=(dcn_gpu.cc dcn_conv_gpu.cc dcn_pool_gpu.cc)
+REGISTRATION_SOURCE=dcn_register.cc
+
+pids=()
+for src in "${CPU_SOURCES[@]}" "$REGISTRATION_SOURCE"; do
+  compile "$HERE/$src" "$BUILD_DIR/${src%.cc}.o" &
+  pids+=($!)
+done
 compile "$MX_DIR/src/lib_api.cc" "$BUILD_DIR/lib_api.o" &
-pid2=$!
-wait $pid1 || die "compiling dcn_ops.cc failed"
-wait $pid2 || die "compiling lib_api.cc failed"
-OBJS+=("$BUILD_DIR/dcn_ops.o" "$BUILD_DIR/lib_api.o")
+pids+=($!)
+for p in "${pids[@]}"; do wait "$p" || die "compiling the operator sources failed"; done
+COMMON_OBJS=("$BUILD_DIR/lib_api.o")
+for src in "${CPU_SOURCES[@]}"; do COMMON_OBJS+=("$BUILD_DIR/${src%.cc}.o"); done
+OBJS=("${COMMON_OBJS[@]}" "$BUILD_DIR/${REGISTRATION_SOURCE%.cc}.o")
 
 mkdir -p "$OUT_DIR"
 "$CXX" "${OBJS[@]}" "${LDFLAGS[@]}" -o "$BUILD_DIR/libdcn_ops.so" || die "linking failed"
@@ -109,10 +119,16 @@ CUDA_LIBDIR="$CUDA_HOME/lib64"
 [ -f "$CUDA_LIBDIR/libcudart_static.a" ] || cuda_fail "libcudart_static.a not found under $CUDA_HOME"
 NVCC="$NVCC" bash "$HERE/cuda/build_cuda.sh" "$BUILD_DIR/cuda" &
 pid_cu=$!
-"$CXX" "${CXXFLAGS[@]}" -DDCN_WITH_CUDA -c "$HERE/dcn_ops.cc" -o "$BUILD_DIR/dcn_ops_cuda.o" \
-  || cuda_fail "compiling dcn_ops.cc with DCN_WITH_CUDA"
+GPU_OBJS=("$BUILD_DIR/dcn_register_cuda.o")
+"$CXX" "${CXXFLAGS[@]}" -DDCN_WITH_CUDA -c "$HERE/$REGISTRATION_SOURCE" -o "${GPU_OBJS[0]}" \
+  || cuda_fail "compiling $REGISTRATION_SOURCE with DCN_WITH_CUDA"
+for src in "${GPU_SOURCES[@]}"; do
+  "$CXX" "${CXXFLAGS[@]}" -DDCN_WITH_CUDA -c "$HERE/$src" -o "$BUILD_DIR/${src%.cc}.o" \
+    || cuda_fail "compiling $src"
+  GPU_OBJS+=("$BUILD_DIR/${src%.cc}.o")
+done
 wait $pid_cu || cuda_fail "operator_cxx/cuda/build_cuda.sh"
-"$CXX" "$BUILD_DIR/dcn_ops_cuda.o" "$BUILD_DIR/lib_api.o" "$BUILD_DIR"/cuda/dcn_cuda_*.o \
+"$CXX" "${COMMON_OBJS[@]}" "${GPU_OBJS[@]}" "$BUILD_DIR"/cuda/dcn_cuda_*.o \
   "${LDFLAGS[@]}" -L"$CUDA_LIBDIR" -lcudart_static -ldl -lrt -lpthread \
   -o "$BUILD_DIR/libdcn_ops_cuda.so" || cuda_fail "linking libdcn_ops_cuda.so"
 mv -f "$BUILD_DIR/libdcn_ops_cuda.so" "$CUDA_OUT"

@@ -1,7 +1,7 @@
 /*
- * dcn_params.h - parsed operator arguments shared by the CPU registration
- * (dcn_ops.cc) and the CUDA entry points (operator_cxx/cuda), which receive
- * the raw attribute map and can parse it with the same validation.
+ * dcn_params.h - the operators of the library (one table of names) and their
+ * parsed arguments.  Each operator's arguments are parsed and validated by one
+ * function: parse_conv (dcn_conv.cc) and parse_pool (dcn_pool.cc).
  */
 #ifndef DCN_PARAMS_H_
 #define DCN_PARAMS_H_
@@ -13,10 +13,44 @@ namespace dcn_ext {
 
 typedef std::unordered_map<std::string, std::string> Attrs;
 
-/*! \brief thrown by the parsers; msg names the argument and the expected value */
+/*! \brief thrown by parsing, validation and the glue; msg names the argument and the
+ *  expected value (and starts with the operator's name) */
 struct AttrError {
   std::string msg;
 };
+
+/*! \brief the operators of the library */
+enum class Op : int {
+  kDeformableConvolution,
+  kModulatedDeformableConvolution,
+  kDeformablePSROIPooling,
+  kPSROIPooling,
+  kConv1x1DeformablePSROIPooling,
+};
+
+struct OpInfo {
+  const char* registered;  // name registered in MXNet ("dcn_" + name)
+  const char* name;        // name of the mx.contrib counterpart, used in messages
+  bool conv;               // a deformable convolution
+  bool modulated;          // DCNv2: mask input
+  bool deformable;         // deformable PS RoI pooling (part_size, sample_per_part)
+  bool fused;              // Conv1x1DeformablePSROIPooling (1x1 convolution + no_trans pooling)
+};
+
+inline const OpInfo& op_info(Op k) {
+  static const OpInfo table[] = {
+      {"dcn_DeformableConvolution", "DeformableConvolution", true, false, false, false},
+      {"dcn_ModulatedDeformableConvolution", "ModulatedDeformableConvolution", true, true, false,
+       false},
+      {"dcn_DeformablePSROIPooling", "DeformablePSROIPooling", false, false, true, false},
+      {"dcn_PSROIPooling", "PSROIPooling", false, false, false, false},
+      {"dcn_Conv1x1DeformablePSROIPooling", "Conv1x1DeformablePSROIPooling", false, false, true,
+       true},
+  };
+  return table[static_cast<int>(k)];
+}
+
+inline std::string op_name(Op k) { return op_info(k).name; }
 
 struct ConvParam {
   int kh, kw, sh, sw, dh, dw, ph, pw;
@@ -34,12 +68,12 @@ struct PoolParam {
   int n_in, n_out;
 };
 
-/*! \brief parse + validate (Modulated)DeformableConvolution arguments; throws AttrError */
-ConvParam parse_conv(const Attrs& attrs, bool modulated);
+/*! \brief parse + validate the arguments of a deformable convolution; throws AttrError */
+ConvParam parse_conv(Op k, const Attrs& attrs);
 
-/*! \brief parse + validate (Deformable)PSROIPooling arguments (fused: those of
- *  Conv1x1DeformablePSROIPooling, no_trans implied); throws AttrError */
-PoolParam parse_pool(const Attrs& attrs, bool deformable, bool fused = false);
+/*! \brief parse + validate the arguments of a pooling operator (the fused one: no_trans
+ *  implied, inputs data, rois, weight, bias); throws AttrError */
+PoolParam parse_pool(Op k, const Attrs& attrs);
 
 }  // namespace dcn_ext
 

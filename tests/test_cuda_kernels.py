@@ -28,6 +28,7 @@ import dcn_cuda_ctypes as dc  # noqa: E402
 NVCC = shutil.which('nvcc') or next((p for p in ('/usr/local/cuda/bin/nvcc',) if os.path.exists(p)),
                                     None)
 CXX = shutil.which(os.environ.get('CXX', 'g++')) or shutil.which('c++')
+CODES = {np.dtype(np.float32): dc.F32, np.dtype(np.float64): dc.F64, np.dtype(np.float16): dc.F16}
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class TorchMem:
 def run_conv(lib, mem, geom, arrays, head, want_grad=True):
     """arrays: dict data, offset, (mask), weight, (bias) of numpy arrays -> (out, grads dict)"""
     dtype = arrays['data'].dtype
-    code = dc.F32 if dtype == np.float32 else dc.F64
+    code = CODES[np.dtype(dtype)]
     d = {k: mem.put(v) for k, v in arrays.items()}
     ws_bytes = lib.dcn_cuda_conv_workspace_bytes(ctypes.byref(geom), code)
     assert ws_bytes > 0, lib.dcn_cuda_last_error()
@@ -134,7 +135,7 @@ def run_conv(lib, mem, geom, arrays, head, want_grad=True):
 def run_pool(lib, mem, geom, arrays, head):
     """arrays: data, rois, (trans) -> (out, count, grads dict)"""
     dtype = arrays['data'].dtype
-    code = dc.F32 if dtype == np.float32 else dc.F64
+    code = CODES[np.dtype(dtype)]
     d = {k: mem.put(v) for k, v in arrays.items()}
     out = mem.full(head.shape, dtype, np.nan)
     count = mem.full(head.shape, dtype, np.nan) if geom.deformable else None
@@ -143,9 +144,12 @@ def run_pool(lib, mem, geom, arrays, head):
                                             p(d.get('trans')), p(out), p(count), mem.stream))
     grads = {k: mem.full(arrays[k].shape, dtype, np.nan) for k in ('data', 'trans') if k in arrays}
     gh = mem.put(head)
+    ws_bytes = lib.dcn_cuda_pool_workspace_bytes(ctypes.byref(geom), code)
+    assert ws_bytes >= 0, lib.dcn_cuda_last_error()
+    ws = mem.full((max(ws_bytes, 1),), np.uint8, 0) if ws_bytes else None
     dc.check(lib, lib.dcn_cuda_pool_backward(
         ctypes.byref(geom), code, p(gh), p(d['data']), p(d['rois']), p(d.get('trans')),
-        p(count), p(grads['data']), p(grads.get('trans')), mem.stream))
+        p(count), p(grads['data']), p(grads.get('trans')), p(ws), ws_bytes, mem.stream))
     return (mem.get(out), None if count is None else mem.get(count),
             {k: mem.get(v) for k, v in grads.items()})
 
@@ -221,6 +225,13 @@ def cpu_conv(arrays, head, params, modulated):
 
 
 def _close(a, b, dtype, what, scale=1.0):
+    if np.dtype(dtype) == np.float16:
+        # both sides compute in float32 from the same float16 inputs and round the result:
+        # they differ by float32 summation order, i.e. at most about one float16 unit
+        tol = 2e-3 * scale * max(1.0, float(np.abs(b.astype(np.float64)).max()))
+        np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=0, atol=tol,
+                                   err_msg=what)
+        return
     tol = (2e-4 if dtype == np.float32 else 1e-10) * scale
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=what)
 
@@ -307,18 +318,84 @@ def emu_lib():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+DTYPES = pytest.mark.parametrize('dtype', [np.float32, np.float64, np.float16],
+                                 ids=['f32', 'f64', 'f16'])
+
+
 @pytest.mark.parametrize('modulated', [False, True], ids=['dcnv1', 'dcnv2'])
-@pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
+@DTYPES
 def test_emulated_conv_matches_cpu(emu_lib, modulated, dtype):
     for seed in range(6):
         check_conv_against_cpu(emu_lib, HostMem(), seed, dtype, modulated)
 
 
 @pytest.mark.parametrize('deformable', [False, True], ids=['psroi', 'dpsroi'])
-@pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
+@DTYPES
 def test_emulated_pool_matches_cpu(emu_lib, deformable, dtype):
     for seed in range(8):
         check_pool_against_cpu(emu_lib, HostMem(), seed, dtype, deformable)
+
+
+def test_emulated_half_conversions_are_numpys(emu_lib):
+    """float16 <-> float32 of the host code (operator_cxx/dcn_half.h): every float16 value, and
+    float32 values around every rounding boundary, convert as numpy converts them."""
+    h = np.arange(65536, dtype=np.uint16)
+    f = np.empty(65536, np.float32)
+    emu_lib.dcn_emu_half_to_float(h.ctypes.data, f.ctypes.data, h.size)
+    ref = h.view(np.float16).astype(np.float32)
+    assert np.array_equal(f.view(np.uint32)[~np.isnan(ref)], ref.view(np.uint32)[~np.isnan(ref)])
+    assert np.isnan(f[np.isnan(ref)]).all()
+    # each float16 value, the float32 values half an ulp (float16) away, and their neighbours
+    mid = (ref.astype(np.float64)[:-1] + ref.astype(np.float64)[1:]) / 2
+    x = np.concatenate([ref, mid.astype(np.float32), np.nextafter(mid.astype(np.float32), 0),
+                        np.nextafter(mid.astype(np.float32), np.inf),
+                        np.random.default_rng(0).integers(0, 2 ** 32, 200000, dtype=np.uint64)
+                        .astype(np.uint32).view(np.float32)])
+    x = x[np.isfinite(x) | np.isinf(x)]
+    out = np.empty(x.size, np.uint16)
+    emu_lib.dcn_emu_float_to_half(x.ctypes.data, out.ctypes.data, x.size)
+    with np.errstate(all='ignore'):
+        expect = x.astype(np.float16).view(np.uint16)
+    nan = np.isnan(x)
+    assert np.array_equal(out[~nan], expect[~nan])
+    assert np.isnan(out[nan].view(np.float16)).all()
+
+
+@pytest.mark.parametrize('deformable', [False, True], ids=['psroi', 'dpsroi'])
+def test_emulated_pool_roi_batch_index_rule(emu_lib, deformable):
+    """Device side of the RoI rule: an index off an integer is truncated toward zero as in the
+    CPU operators (and MXNet's built-ins); a RoI whose truncated index is outside the batch
+    (or NaN) is never read from: zeros, no gradient (the operators refuse it beforehand)."""
+    rng = np.random.default_rng(21)
+    arrays, head, params, geom = pool_case(rng, np.float64, deformable)
+    while geom.N < 2 or geom.R < 3:
+        arrays, head, params, geom = pool_case(rng, np.float64, deformable)
+    rois = arrays['rois']
+    rois[:, 0] = np.where(rng.integers(0, 2, geom.R) == 1, rois[:, 0] + 1 / 1024,
+                          np.maximum(rois[:, 0] - 1 / 1024, -1 / 1024))
+    out, count, grads = run_pool(emu_lib, HostMem(), geom, arrays, head)
+    mx, dnd = _cpu_ops()
+    names = list(arrays)
+    op = dnd.DeformablePSROIPooling if deformable else dnd.PSROIPooling
+    ref, ref_grads = _mx_run(mx, lambda *xs: op(*xs, **params), [arrays[k] for k in names], head)
+    _close(out, ref, np.float64, 'output, truncated batch indices')
+    for k, g in zip(names, ref_grads):
+        if k in grads:
+            _close(grads[k], g, np.float64, 'grad %s, truncated batch indices' % k, 10.0)
+    # outside the batch: rows 0 and 1 name no image
+    bad = {k: v.copy() for k, v in arrays.items()}
+    bad['rois'][0, 0] = geom.N
+    bad['rois'][1, 0] = np.nan
+    out_b, count_b, grads_b = run_pool(emu_lib, HostMem(), geom, bad, head)
+    assert np.all(out_b[:2] == 0) and np.array_equal(out_b[2:], out[2:])
+    if deformable:
+        assert np.all(count_b[:2] == 0)
+        if 'trans' in grads_b:
+            assert np.all(grads_b['trans'][:2] == 0)
+    head_valid = head.copy()
+    head_valid[:2] = 0
+    _, _, grads_v = run_pool(emu_lib, HostMem(), geom, arrays, head_valid)
+    _close(grads_b['data'], grads_v['data'], np.float64, 'grad data without rows 0, 1')
 
 
 def test_emulated_errors_are_reported(emu_lib):
@@ -360,7 +437,7 @@ def gpu():
 
 
 @pytest.mark.parametrize('modulated', [False, True], ids=['dcnv1', 'dcnv2'])
-@pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
+@DTYPES
 def test_gpu_conv_matches_cpu(gpu, modulated, dtype):
     lib, mem, _ = gpu
     for seed in range(10):
@@ -368,7 +445,7 @@ def test_gpu_conv_matches_cpu(gpu, modulated, dtype):
 
 
 @pytest.mark.parametrize('deformable', [False, True], ids=['psroi', 'dpsroi'])
-@pytest.mark.parametrize('dtype', [np.float32, np.float64], ids=['f32', 'f64'])
+@DTYPES
 def test_gpu_pool_matches_cpu(gpu, deformable, dtype):
     lib, mem, _ = gpu
     for seed in range(10):

@@ -42,7 +42,8 @@ def _worker(seed, cases, trace_path):
                                   float('nan'), float('inf'), float('-inf')])
 
     def values(draw, shape, special):
-        """Random float32 array of ``shape``; some entries replaced by special values."""
+        """Random float32 array of ``shape``; some entries replaced by special values (the
+        dtype of a case is chosen by with_dtypes)."""
         rng = np.random.RandomState(draw(st.integers(0, 2 ** 31 - 1)))
         scale = draw(st.sampled_from([1.0, 4.0, 100.0, 1e6]))
         arr = (rng.standard_normal(shape) * scale).astype(np.float32)
@@ -57,6 +58,16 @@ def _worker(seed, cases, trace_path):
     small_int = st.integers(-2, 5)
     garbage = st.sampled_from(['abc', '(1,', '', '1e400', '(3,3,3,3)', '-', 'True', '(0,0)',
                                '(2147483647,2147483647)'])
+
+    def with_dtypes(draw, arrays, bad):
+        """All arrays of one supported dtype (float32 mostly); now and then one of them of
+        another dtype (an error)."""
+        dtype = draw(st.sampled_from(['float32', 'float32', 'float16', 'float64']))
+        arrays = {k: v.astype(dtype) for k, v in arrays.items()}
+        if bad and draw(st.floats(0, 1)) < 0.1:
+            k = draw(st.sampled_from(sorted(arrays)))
+            arrays[k] = arrays[k].astype(draw(st.sampled_from(['float16', 'float64', 'int32'])))
+        return arrays
 
     def shape_strategy(ndim=None):
         return st.lists(st.integers(0, 5), min_size=min_ndim if ndim is None else ndim,
@@ -103,7 +114,7 @@ def _worker(seed, cases, trace_path):
         special = draw(st.booleans())
         arrays = {k: values(draw, s, special and k in ('offset', 'mask', 'data'))
                   for k, s in shapes.items()}
-        return params, arrays
+        return params, with_dtypes(draw, arrays, bad)
 
     @st.composite
     def pool_case(draw, deformable, fused=False):
@@ -143,7 +154,8 @@ def _worker(seed, cases, trace_path):
         rois[:, 0] = rng.randint(0, N, size=R)
         kind = draw(st.sampled_from(['normal', 'huge'] + (['batch', 'special'] if bad else [])))
         if kind == 'batch':
-            rois[draw(st.integers(0, R - 1)), 0] = draw(st.sampled_from([-1, N, N + 7, 0.5, 1e9]))
+            rois[draw(st.integers(0, R - 1)), 0] = draw(st.sampled_from([-1, N, N + 7, 0.5, 1e9,
+                                                                         -0.999, N - 0.001]))
         elif kind == 'special':
             rois.flat[draw(st.integers(0, rois.size - 1))] = draw(st_special)
         elif kind == 'huge':
@@ -157,7 +169,7 @@ def _worker(seed, cases, trace_path):
             if key in shapes:
                 arrays[key] = values(draw, maybe(draw, shapes[key], shape_strategy(), p_shape),
                                      True)
-        return params, arrays
+        return params, with_dtypes(draw, arrays, bad)
 
     def trace(entry, params, arrays):
         with open(trace_path, 'w') as f:
@@ -183,7 +195,7 @@ def _worker(seed, cases, trace_path):
 
     def nd_call(op, params, arrays):
         kwargs = dict(params)
-        kwargs.update({k: mx.nd.array(v) for k, v in arrays.items()})
+        kwargs.update({k: mx.nd.array(v, dtype=v.dtype) for k, v in arrays.items()})
         if kwargs.get('no_bias') is True:
             kwargs.pop('bias', None)
         res = getattr(dnd, op)(**kwargs)
@@ -203,13 +215,14 @@ def _worker(seed, cases, trace_path):
             kwargs.pop('bias', None)
         out = getattr(dsym, op)(name='fz', **kwargs)
         shapes = {k: v.shape for k, v in arrays.items() if k in out.list_arguments()}
-        ex = out.simple_bind(mx.cpu(), grad_req='write' if backward else 'null', **shapes)
+        ex = out.simple_bind(mx.cpu(), grad_req='write' if backward else 'null',
+                             type_dict={k: arrays[k].dtype for k in shapes}, **shapes)
         for k, v in arrays.items():
             if k in ex.arg_dict:
                 ex.arg_dict[k][:] = v
         outs = ex.forward(is_train=backward)
         if backward:
-            ex.backward([mx.nd.ones(o.shape) for o in outs])
+            ex.backward([mx.nd.ones(o.shape, dtype=o.dtype) for o in outs])
             return list(outs) + [g for g in ex.grad_arrays if g is not None]
         return list(outs)
 
@@ -320,10 +333,12 @@ def test_out_of_range_rois_match_builtin(deformable):
     assert np.all(ours[0] == 0) and np.all(ours[1] == 0)   # no pixel in the image: zero
 
 
-@pytest.mark.parametrize('batch_index', [-1.0, 2.0, 1e9, 0.5, float('nan')])
-@pytest.mark.parametrize('op', ['PSROIPooling', 'DeformablePSROIPooling'])
+@pytest.mark.parametrize('batch_index', [-1.0, 2.0, 1e9, -1e9, float('nan'), float('inf')])
+@pytest.mark.parametrize('op', ['PSROIPooling', 'DeformablePSROIPooling',
+                                'Conv1x1DeformablePSROIPooling'])
 def test_roi_batch_index_outside_batch_is_an_error(op, batch_index):
-    """MXNet's built-ins read outside the input for such a RoI; ours refuse it."""
+    """An index outside the batch after truncation: MXNet's built-ins read outside the input
+    for such a RoI; ours refuse it, naming the row."""
     import mxnet as mx
     from dcn.ops import nd as dnd
     data = mx.nd.ones((2, 4, 5, 5))
@@ -331,8 +346,44 @@ def test_roi_batch_index_outside_batch_is_an_error(op, batch_index):
     kwargs = dict(spatial_scale=0.5, output_dim=1, pooled_size=2, group_size=2)
     if op == 'DeformablePSROIPooling':
         kwargs.update(part_size=2, sample_per_part=1, no_trans=True)
-    with pytest.raises(mx.base.MXNetError, match=r'rois.*(batch|row 1)'):
+    if op == 'Conv1x1DeformablePSROIPooling':
+        kwargs.update(weight=mx.nd.ones((4, 4, 1, 1)), bias=mx.nd.zeros((4,)))
+    with pytest.raises(mx.base.MXNetError, match=r"'rois' row 1 .*batch index"):
         getattr(dnd, op)(data=data, rois=rois, **kwargs).asnumpy()
+
+
+@pytest.mark.parametrize('deformable', [False, True])
+def test_roi_batch_index_is_truncated_as_builtin(deformable):
+    """A batch index off an integer (MXNet's numeric gradient check nudges the RoIs by
+    +-1/1024) names the image its truncation toward zero names, as in the built-ins:
+    outputs and gradients equal the built-in's."""
+    import mxnet as mx
+    from dcn.ops import nd as dnd
+    rng = np.random.RandomState(5)
+    N, group, out_dim, H, W = 3, 2, 2, 6, 7
+    data = rng.standard_normal((N, out_dim * group * group, H, W))
+    index = [0.5, -0.5, -1 / 1024, 1 - 1 / 1024, 1 + 1 / 1024, 2.999, 2]
+    rois = np.array([[b, 3, 5, 40, 30] for b in index])
+    common = dict(spatial_scale=0.125, output_dim=out_dim, pooled_size=group, group_size=group)
+    arrays = [data, rois]
+    if deformable:
+        arrays.append(rng.standard_normal((len(index), 2, group, group)))
+        common.update(part_size=group, sample_per_part=2, trans_std=0.1)
+    results = []
+    for fn in (dnd.DeformablePSROIPooling if deformable else dnd.PSROIPooling,
+               mx.nd.contrib.DeformablePSROIPooling if deformable else mx.nd.contrib.PSROIPooling):
+        xs = [mx.nd.array(a) for a in arrays]
+        for x in xs:
+            x.attach_grad()
+        with mx.autograd.record():
+            y = fn(*xs, **common)
+        y.backward(mx.nd.ones_like(y))
+        results.append([y.asnumpy(), xs[0].grad.asnumpy()] +
+                       ([xs[2].grad.asnumpy()] if deformable else []))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # the rows name images 0, 0, 0, 0, 1, 2, 2: every image's gradient is used
+    assert all(np.abs(results[0][1][n]).sum() > 0 for n in range(N))
 
 
 if __name__ == '__main__' and len(sys.argv) == 5 and sys.argv[1] == '--worker':

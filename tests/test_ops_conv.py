@@ -358,9 +358,64 @@ def test_python_argument_errors():
     with pytest.raises(TypeError, match='offset'):
         dnd.DeformableConvolution(data, offset.asnumpy(), weight, kernel=(3, 3), num_filter=4,
                                   no_bias=True)
-    with pytest.raises(ValueError, match='mask'):
-        dsym.ModulatedDeformableConvolution(mx.sym.var('d'), mx.sym.var('o'), kernel=(3, 3),
-                                            num_filter=4)
+    with pytest.raises(ValueError, match='bias'):
+        dsym.DeformableConvolution(mx.sym.var('d'), mx.sym.var('o'), bias=mx.sym.var('b'),
+                                   kernel=(3, 3), num_filter=4, no_bias=True)
+
+
+@pytest.mark.parametrize('modulated', [False, True])
+def test_float16_conv_accumulates_in_float32(modulated):
+    """float16 inputs (the built-ins refuse them on the CPU: "FP16 gemm on cpu not
+    implemented"): computed in float32 and rounded once, so output and gradients are within
+    a float16 rounding of the float64 result on the same float16 inputs: the built-in's
+    (DCNv2 gradients: ours in float64, the built-in has no CPU backward for DCNv2)."""
+    rng = np.random.default_rng(4)
+    cfg = dict(N=2, C=4, H=9, W=8, F=6, kernel=(3, 3), stride=(1, 1), dilate=(2, 2),
+               pad=(2, 2), num_group=2, num_deformable_group=2, no_bias=False,
+               offset_scale=2.0)
+    arrays, head, params = _make(cfg, rng, np.float16, modulated)
+    name = 'ModulatedDeformableConvolution' if modulated else 'DeformableConvolution'
+    ours, g_ours = _run(lambda *x: getattr(dnd, name)(*x, **params), arrays, head)
+    wide = [a.astype(np.float64) for a in arrays]
+    ref, g_ref = _run(lambda *x: getattr(mx.nd.contrib, name)(*x, **params), wide,
+                      head.astype(np.float64), grad=not modulated)
+    if modulated:
+        _, g_ref = _run(lambda *x: getattr(dnd, name)(*x, **params), wide,
+                        head.astype(np.float64))
+    for a, b in zip([ours] + g_ours, [ref] + g_ref):
+        assert a.dtype == np.float16
+        scale = max(1.0, np.abs(b).max())
+        # float16 rounding of the result (2^-11 relative) plus float32 rounding noise
+        assert np.abs(a - b).max() <= 2 ** -10 * scale, (np.abs(a - b).max(), scale)
+
+
+@pytest.mark.parametrize('op,kwargs', [
+    ('DeformableConvolution', dict(num_filter=3, kernel=(3, 3))),
+    ('DeformableConvolution', dict(num_filter=3, kernel=(3, 3), no_bias=True)),
+    ('ModulatedDeformableConvolution', dict(num_filter=3, kernel=(3, 3))),
+    ('ModulatedDeformableConvolution', dict(num_filter=3, kernel=(3, 3), no_bias=True)),
+    ('DeformablePSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3,
+                                    group_size=3, sample_per_part=2, trans_std=0.1)),
+    ('DeformablePSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3,
+                                    group_size=3, no_trans=True)),
+    ('PSROIPooling', dict(spatial_scale=0.0625, output_dim=2, pooled_size=3)),
+])
+def test_symbol_creates_omitted_inputs_as_builtin(op, kwargs):
+    """Inputs left out of a symbol call (data included) become <name>_<input> variables with
+    the call's attributes, as MXNet's built-ins create them; named and unnamed calls."""
+    for name in ('x', None):
+        attr = {'lr_mult': '0.5'}
+        with mx.name.NameManager():   # a fresh counter for the automatic names
+            ours = getattr(dsym, op)(name=name, attr=attr, **kwargs)
+        with mx.name.NameManager():
+            ref = getattr(mx.sym.contrib, op)(name=name, attr=attr, **kwargs)
+        assert ours.list_arguments() == ref.list_arguments()
+        assert ours.list_outputs() == ref.list_outputs()
+        attrs = ours.attr_dict()
+        for arg in ours.list_arguments():
+            assert attrs[arg]['__lr_mult__'] == '0.5', (arg, attrs[arg])
+            assert len(eval(attrs[arg]['__shape__'])) == dcn.ops._common.INPUT_NDIM[
+                arg.split('_')[-1]]   # rank declared (MXNet 1.9 shape inference bug)
 
 
 def test_deformable_conv_large_blocks_match_builtin():

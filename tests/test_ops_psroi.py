@@ -272,6 +272,55 @@ def test_error_zero_rois_and_trans_misuse():
         dnd.DeformablePSROIPooling(data, rois, **DP)
 
 
+@pytest.mark.parametrize('deformable', [False, True])
+def test_float16_pooling_accumulates_in_float32(deformable):
+    """float16 inputs: computed in float32 and rounded once, so the result is within float16
+    rounding of the float64 result on the same (float16) inputs, and never further from it
+    than the built-in's float16 result (which rounds every operation to float16)."""
+    rng = np.random.default_rng(8)
+    N, H, W, R, out_dim, group = 2, 14, 14, 6, 2, 3
+    data = rng.uniform(0, 1, (N, out_dim * group * group, H, W)).astype(np.float16)
+    rois = _rois(rng, R, N, H, W, 16).astype(np.float16)
+    params = dict(spatial_scale=0.0625, output_dim=out_dim, pooled_size=group, group_size=group)
+    arrays, grad_idx = [data, rois], [0]
+    if deformable:
+        arrays.append(rng.standard_normal((R, 2 * out_dim, group, group)).astype(np.float16))
+        grad_idx.append(2)
+        params.update(sample_per_part=4, trans_std=0.1)
+    head = rng.uniform(0, 1, (R, out_dim, group, group)).astype(np.float16)
+    name = 'DeformablePSROIPooling' if deformable else 'PSROIPooling'
+    ours = _run(lambda *x: getattr(dnd, name)(*x, **params), arrays, head, grad_idx)
+    ref16 = _run(lambda *x: getattr(mx.nd.contrib, name)(*x, **params), arrays, head, grad_idx)
+    ref64 = _run(lambda *x: getattr(mx.nd.contrib, name)(*x, **params),
+                 [a.astype(np.float64) for a in arrays], head.astype(np.float64), grad_idx)
+    flat = lambda r: [r[0]] + r[1]
+    for a, b, t in zip(flat(ours), flat(ref16), flat(ref64)):
+        assert a.dtype == np.float16
+        t = t.astype(np.float64)
+        err, err_builtin = np.abs(a - t).max(), np.abs(b - t).max()
+        assert err <= 2 ** -10 * max(1.0, np.abs(t).max()), err   # one float16 rounding
+        assert err <= err_builtin + 1e-7, (err, err_builtin)
+
+
+def test_each_error_names_only_itself():
+    """MXNet 1.9's extension API only ever appends to its list of error messages; each error
+    of ours reports its own message only."""
+    data = mx.nd.ones((1, 8, 5, 5))
+    messages = []
+    for out_dim in (3, 4, 5):
+        with pytest.raises(mx.base.MXNetError) as e:
+            dnd.PSROIPooling(data, mx.nd.zeros((2, 5)), spatial_scale=1, output_dim=out_dim,
+                             pooled_size=2).asnumpy()
+        messages.append(str(e.value))
+    for m, out_dim in zip(messages, (3, 4, 5)):
+        assert m.count('PSROIPooling:') == 1, m
+        assert 'output_dim * group_size^2 = %d' % out_dim in m, m
+    with pytest.raises(mx.base.MXNetError) as e:
+        dnd.DeformableConvolution(data, mx.nd.ones((1, 17, 5, 5)), mx.nd.ones((2, 8, 3, 3)),
+                                  kernel=(3, 3), pad=(1, 1), num_filter=2, no_bias=True).asnumpy()
+    assert "'offset'" in str(e.value) and 'PSROIPooling' not in str(e.value), str(e.value)
+
+
 def test_library_version_mismatch_is_reported(tmp_path, monkeypatch):
     stale = tmp_path / 'libdcn_ops.mxnet_version'
     stale.write_text('0.0.1\n')

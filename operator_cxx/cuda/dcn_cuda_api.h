@@ -2,10 +2,12 @@
  * dcn_cuda_api.h - C interface of the CUDA implementation of the deformable
  * operators (and of GPU NMS).
  *
- * Plain C: usable from C++ compiled without the CUDA headers (dcn_ops.cc) and
+ * Plain C: usable from C++ compiled without the CUDA headers (the GPU glue, dcn_*_gpu.cc) and
  * through ctypes (tests, benchmarks).  All tensor pointers are device pointers
  * (except the host boxes of dcn_cuda_nms), contiguous, row-major, of the dtype
- * named by `dtype` (DCN_F32 or DCN_F64, MXNet's type codes).  `stream` is a
+ * named by `dtype` (DCN_F32, DCN_F64 or DCN_F16, MXNet's type codes).  float16
+ * tensors are computed in float32 (column buffers, GEMMs, accumulations; see
+ * dcn_cuda_impl.h) and the results rounded to float16.  `stream` is a
  * cudaStream_t (NULL: the legacy default stream); every kernel and cuBLAS call
  * is queued on it and nothing synchronises it.
  *
@@ -32,7 +34,7 @@
 extern "C" {
 #endif
 
-enum { DCN_F32 = 0, DCN_F64 = 1 };
+enum { DCN_F32 = 0, DCN_F64 = 1, DCN_F16 = 2 };
 
 typedef struct dcn_conv_geom {
   int N, C, H, W;        /* input */
@@ -68,17 +70,29 @@ int dcn_cuda_conv_backward(const dcn_conv_geom* g, int dtype, const void* grad_o
                            int64_t workspace_bytes, void* stream);
 
 /* Deformable PS RoI pooling (g->deformable = 1) or PS RoI pooling (0; top_count may
- * be NULL).  RoIs whose batch index is not an integer in [0, N) give zeros. */
+ * be NULL).  The batch index of a RoI (column 0) is truncated toward zero, as MXNet's
+ * built-ins convert it; a RoI whose truncated index is outside [0, N) (or NaN) is never
+ * read from: it pools to zeros and gets no gradient.  The operators check the RoIs on
+ * the host first (dcn_cuda_copy_to_host) and report such a RoI as an error, as on the
+ * CPU. */
 int dcn_cuda_pool_forward(const dcn_pool_geom* g, int dtype, const void* data, const void* rois,
                           const void* trans, void* out, void* top_count, void* stream);
+
+/* Workspace (device bytes) needed by pool backward (0 for float32 / float64: the
+ * gradients accumulate in place); -1 if g is invalid. */
+int64_t dcn_cuda_pool_workspace_bytes(const dcn_pool_geom* g, int dtype);
 
 int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_out,
                            const void* data, const void* rois, const void* trans,
                            const void* top_count, void* grad_data, void* grad_trans,
-                           void* stream);
+                           void* workspace, int64_t workspace_bytes, void* stream);
 
 /* Fill `bytes` bytes at device pointer `ptr` with zeros (on `stream`). */
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream);
+
+/* Copy `bytes` bytes from device pointer `device_src` to host memory `host_dst` after
+ * the work queued on `stream`; returns when the copy is done (synchronises `stream`). */
+int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream);
 
 /* GPU non-maximum suppression on device `device_id`.  `boxes` is a host (n, 5)
  * float32 array [x1, y1, x2, y2, score] (legacy +1 pixel convention); a box is

@@ -57,6 +57,12 @@ struct CudaBackend {
   void zero(void* p, int64_t bytes) {
     if (bytes > 0) cuda_check(cudaMemsetAsync(p, 0, static_cast<size_t>(bytes), stream), "cudaMemsetAsync");
   }
+  void copy_to_host(void* dst, const void* src, int64_t bytes) {
+    if (bytes <= 0) return;
+    cuda_check(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost,
+                               stream), "cudaMemcpyAsync");
+    cuda_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  }
   void finish() { cuda_check(cudaGetLastError(), "CUDA"); }
   template <typename T>
   void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, int64_t sA,

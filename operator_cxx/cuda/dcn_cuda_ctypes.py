@@ -11,9 +11,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 KERNEL_LIB = os.path.join(ROOT, 'lib', 'dcn', 'ops', 'libdcn_cuda_kernels.so')
 
-F32, F64 = 0, 1
+F32, F64, F16 = 0, 1, 2
 ENTRY_POINTS = ('dcn_cuda_conv_workspace_bytes', 'dcn_cuda_conv_forward', 'dcn_cuda_conv_backward',
-                'dcn_cuda_pool_forward', 'dcn_cuda_pool_backward', 'dcn_cuda_zero',
+                'dcn_cuda_pool_forward', 'dcn_cuda_pool_workspace_bytes',
+                'dcn_cuda_pool_backward', 'dcn_cuda_zero',
+                'dcn_cuda_copy_to_host',
                 'dcn_cuda_nms', 'dcn_cuda_device_count', 'dcn_cuda_set_allow_tf32',
                 'dcn_cuda_last_error')
 
@@ -39,13 +41,17 @@ _SIGS = {
     'dcn_cuda_conv_backward': (ctypes.c_int, [ctypes.POINTER(ConvGeom), ctypes.c_int] +
                                [_P] * 11 + [ctypes.c_int64, _P]),
     'dcn_cuda_pool_forward': (ctypes.c_int, [ctypes.POINTER(PoolGeom), ctypes.c_int] + [_P] * 6),
+    'dcn_cuda_pool_workspace_bytes': (ctypes.c_int64, [ctypes.POINTER(PoolGeom), ctypes.c_int]),
     'dcn_cuda_pool_backward': (ctypes.c_int, [ctypes.POINTER(PoolGeom), ctypes.c_int] +
-                               [_P] * 8),
+                               [_P] * 8 + [ctypes.c_int64, _P]),
     'dcn_cuda_zero': (ctypes.c_int, [_P, ctypes.c_int64, _P]),
+    'dcn_cuda_copy_to_host': (ctypes.c_int, [_P, _P, ctypes.c_int64, _P]),
     'dcn_cuda_nms': (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_double, ctypes.c_int, _P, _P]),
     'dcn_cuda_device_count': (ctypes.c_int, []),
     'dcn_cuda_set_allow_tf32': (ctypes.c_int, [ctypes.c_int]),
     'dcn_cuda_last_error': (ctypes.c_char_p, []),
+    'dcn_emu_half_to_float': (None, [_P, _P, ctypes.c_int64]),
+    'dcn_emu_float_to_half': (None, [_P, _P, ctypes.c_int64]),
 }
 
 

@@ -11,6 +11,14 @@
  *
  * All sampling math comes from ../dcn_sampling.h.
  *
+ * Element types: every functor is templated on the storage type S of the
+ * tensors (float, double, or half = IEEE binary16) and computes in
+ * A = Acc<S>::type (S itself, float for half).  For half, the column buffer,
+ * the GEMMs and every accumulation (atomics included) are float32: the
+ * workspace holds float32 copies of the weight and of one chunk of the output
+ * gradient, and float32 accumulators of the data / weight / bias (pooling: data
+ * / trans) gradients, rounded to half (to nearest even) once at the end.
+ *
  * A back end B provides
  *   template <class F> void launch(const F& f, int64_t n);   // f(i), i in [0, n)
  *   void zero(void* p, int64_t bytes);
@@ -37,18 +45,54 @@
 #include <string>
 #include <stdexcept>
 #include <sstream>
+#include <type_traits>
 
 #include "../dcn_sampling.h"
 #include "dcn_cuda_api.h"
 
 #ifdef __CUDACC__
+#include <cuda_fp16.h>
 #define DCN_DEV __device__ __forceinline__
 #else
+#include "../dcn_half.h"
 #define DCN_DEV inline
 #endif
 
 namespace dcn {
 namespace gpu {
+
+#ifdef __CUDACC__
+typedef __half half;
+DCN_DEV float to_acc(half v) { return __half2float(v); }
+DCN_DEV void store(half* p, float v) { *p = __float2half_rn(v); }
+#else
+/*! \brief binary16 storage on the host (emulation); conversions of ../dcn_half.h */
+struct half {
+  uint16_t bits;
+};
+DCN_DEV float to_acc(half v) { return half_to_float(v.bits); }
+DCN_DEV void store(half* p, float v) { p->bits = float_to_half(v); }
+#endif
+DCN_DEV float to_acc(float v) { return v; }
+DCN_DEV double to_acc(double v) { return v; }
+DCN_DEV void store(float* p, float v) { *p = v; }
+DCN_DEV void store(double* p, double v) { *p = v; }
+
+/*! \brief compute (accumulation) type of storage type S */
+template <typename S>
+struct Acc {
+  typedef S type;
+};
+template <>
+struct Acc<half> {
+  typedef float type;
+};
+
+/*! \brief true when the storage type is its own compute type (float, double) */
+template <typename S>
+constexpr bool direct_type() {
+  return std::is_same<S, typename Acc<S>::type>::value;
+}
 
 class Error : public std::runtime_error {
  public:
@@ -69,14 +113,15 @@ DCN_DEV void atomic_add(T* p, T v) {
 /* ------------------------------------------------------------------------ */
 
 /*! \brief col[b, c*taps + t, p] = sample of channel c at tap t of pixel p */
-template <typename T>
+template <typename S>
 struct Im2col {
+  typedef typename Acc<S>::type A;
   dcn_conv_geom g;
   int n0;
-  const T* data;
-  const T* offset;
-  const T* mask;
-  T* col;
+  const S* data;
+  const S* offset;
+  const S* mask;
+  A* col;
   DCN_DEV void operator()(int64_t i) const {
     const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
     const int taps = g.kh * g.kw;
@@ -87,26 +132,27 @@ struct Im2col {
     const int64_t n = n0 + b;
     const int dg = c / (g.C / g.dgroups);
     const int ho = p / g.Wo, wo = p % g.Wo;
-    const T* src = data + (n * g.C + c) * static_cast<int64_t>(g.H) * g.W;
-    const T* off = offset + (n * g.dgroups + dg) * 2 * taps * L + p;
-    const T* msk = g.modulated ? mask + (n * g.dgroups + dg) * taps * L + p : nullptr;
-    T* dst = col + (static_cast<int64_t>(b) * g.C + c) * taps * L + p;
+    const S* src = data + (n * g.C + c) * static_cast<int64_t>(g.H) * g.W;
+    const S* off = offset + (n * g.dgroups + dg) * 2 * taps * L + p;
+    const S* msk = g.modulated ? mask + (n * g.dgroups + dg) * taps * L + p : nullptr;
+    A* dst = col + (static_cast<int64_t>(b) * g.C + c) * taps * L + p;
     for (int t = 0; t < taps; ++t) {
-      T h, w;
+      A h, w;
       conv_tap_position(ho, wo, t / g.kw, t % g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                        off[2 * t * L], off[(2 * t + 1) * L], &h, &w);
+                        to_acc(off[2 * t * L]), to_acc(off[(2 * t + 1) * L]), &h, &w);
       int idx[4];
-      T wt[4];
-      T v = T(0);
+      A wt[4];
+      A v = A(0);
       if (g.modulated) {
         if (v2_record(h, w, g.H, g.W, idx, wt)) {
-          const T m = msk[t * L];
+          const A m = to_acc(msk[t * L]);
           for (int k = 0; k < 4; ++k) wt[k] *= m;
-          v = wt[0] * src[idx[0]] + wt[1] * src[idx[1]] + wt[2] * src[idx[2]] +
-              wt[3] * src[idx[3]];
+          v = wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
+              wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
         }
       } else if (v1_record(h, w, g.H, g.W, idx, wt)) {
-        v = wt[0] * src[idx[0]] + wt[1] * src[idx[1]] + wt[2] * src[idx[2]] + wt[3] * src[idx[3]];
+        v = wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
+            wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
       }
       dst[t * L] = v;
     }
@@ -116,19 +162,22 @@ struct Im2col {
 /*!
  * \brief from the column gradient: offset (and mask) gradient of one
  * (image, deformable group, tap, pixel), and the data gradient scattered with
- * atomics.  Every offset / mask gradient element has exactly one writer.
+ * atomics into grad_data (compute type; its first image is grad_n0).  Every
+ * offset / mask gradient element has exactly one writer.
  */
-template <typename T>
+template <typename S>
 struct Col2ImCoord {
+  typedef typename Acc<S>::type A;
   dcn_conv_geom g;
   int n0;
-  const T* col;
-  const T* data;
-  const T* offset;
-  const T* mask;
-  T* grad_data;
-  T* grad_offset;
-  T* grad_mask;
+  const A* col;
+  const S* data;
+  const S* offset;
+  const S* mask;
+  A* grad_data;
+  int grad_n0;
+  S* grad_offset;
+  S* grad_mask;
   DCN_DEV void operator()(int64_t i) const {
     const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
     const int taps = g.kh * g.kw;
@@ -142,46 +191,47 @@ struct Col2ImCoord {
     const int ho = p / g.Wo, wo = p % g.Wo;
     const int64_t oi = ((n * g.dgroups + dg) * 2 * taps + 2 * t) * L + p;
     const int64_t mi = ((n * g.dgroups + dg) * taps + t) * L + p;
-    T h, w;
-    conv_tap_position(ho, wo, t / g.kw, t % g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, offset[oi],
-                      offset[oi + L], &h, &w);
+    A h, w;
+    conv_tap_position(ho, wo, t / g.kw, t % g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                      to_acc(offset[oi]), to_acc(offset[oi + L]), &h, &w);
     int idx[4], gidx[4];
-    T wt[4], dh[4], dw[4];
-    T m = T(1);
+    A wt[4], dh[4], dw[4];
+    A m = A(1);
     bool inside;
     if (g.modulated) {
-      m = mask[mi];
+      m = to_acc(mask[mi]);
       inside = v2_record(h, w, g.H, g.W, idx, wt);
       v2_grad_record(h, w, g.H, g.W, gidx, dh, dw);
     } else {
       inside = v1_record(h, w, g.H, g.W, idx, wt);
       v1_grad_record(h, w, g.H, g.W, gidx, dh, dw);
     }
-    T acc_h = T(0), acc_w = T(0), acc_m = T(0);
+    A acc_h = A(0), acc_w = A(0), acc_m = A(0);
     if (inside) {
       const int cpg = g.C / g.dgroups;
       const int64_t plane = static_cast<int64_t>(g.H) * g.W;
       for (int cc = 0; cc < cpg; ++cc) {
         const int c = dg * cpg + cc;
-        const T s = col[((static_cast<int64_t>(b) * g.C + c) * taps + t) * L + p];
-        const T* src = data + (n * g.C + c) * plane;
-        const T v0 = src[idx[0]], v1 = src[idx[1]], v2 = src[idx[2]], v3 = src[idx[3]];
+        const A s = col[((static_cast<int64_t>(b) * g.C + c) * taps + t) * L + p];
+        const S* src = data + (n * g.C + c) * plane;
+        const A v0 = to_acc(src[idx[0]]), v1 = to_acc(src[idx[1]]), v2 = to_acc(src[idx[2]]),
+                v3 = to_acc(src[idx[3]]);
         acc_h += s * (dh[0] * v0 + dh[1] * v1 + dh[2] * v2 + dh[3] * v3);
         acc_w += s * (dw[0] * v0 + dw[1] * v1 + dw[2] * v2 + dw[3] * v3);
         if (g.modulated) acc_m += s * (wt[0] * v0 + wt[1] * v1 + wt[2] * v2 + wt[3] * v3);
         if (grad_data) {
-          T* dst = grad_data + (n * g.C + c) * plane;
-          const T sm = s * m;
+          A* dst = grad_data + ((n - grad_n0) * g.C + c) * plane;
+          const A sm = s * m;
           for (int k = 0; k < 4; ++k)
-            if (wt[k] != T(0)) atomic_add(dst + idx[k], wt[k] * sm);
+            if (wt[k] != A(0)) atomic_add(dst + idx[k], wt[k] * sm);
         }
       }
     }
     if (grad_offset) {
-      grad_offset[oi] = acc_h * m;
-      grad_offset[oi + L] = acc_w * m;
+      store(grad_offset + oi, acc_h * m);
+      store(grad_offset + oi + L, acc_w * m);
     }
-    if (g.modulated && grad_mask) grad_mask[mi] = acc_m;
+    if (g.modulated && grad_mask) store(grad_mask + mi, acc_m);
   }
 };
 
@@ -192,6 +242,29 @@ struct AddBias {
   int F;
   int64_t L;
   DCN_DEV void operator()(int64_t i) const { out[i] += bias[(i / L) % F]; }
+};
+
+/*! \brief out[i] = acc[i] (+ bias of its filter), rounded to the storage type */
+template <typename S>
+struct StoreAcc {
+  typedef typename Acc<S>::type A;
+  S* out;
+  const A* acc;
+  const S* bias;  // or nullptr
+  int F;
+  int64_t L;
+  DCN_DEV void operator()(int64_t i) const {
+    store(out + i, bias ? acc[i] + to_acc(bias[(i / L) % F]) : acc[i]);
+  }
+};
+
+/*! \brief acc[i] = the storage value in the compute type */
+template <typename S>
+struct LoadAcc {
+  typedef typename Acc<S>::type A;
+  A* acc;
+  const S* src;
+  DCN_DEV void operator()(int64_t i) const { acc[i] = to_acc(src[i]); }
 };
 
 template <typename T>
@@ -232,98 +305,191 @@ inline int conv_step(const dcn_conv_geom& g) {
 
 inline int64_t align64(int64_t x) { return (x + 63) & ~static_cast<int64_t>(63); }
 
-inline int64_t conv_ws_bytes(const dcn_conv_geom& g, int64_t elem) {
+/*! \brief the parts of the convolution workspace (compute type A) */
+template <typename A>
+struct ConvWorkspace {
+  A* col;   // (step, C*kh*kw, Ho*Wo) column buffer
+  A* ones;  // (Ho*Wo) ones for the bias gradient
+  // half storage only:
+  A* weight;       // (F, C/groups*kh*kw) the weight in A
+  A* out;          // (step, F, Ho*Wo) forward: GEMM output; backward: the output gradient
+  A* grad_data;    // (step, C, H, W) data gradient accumulator of one chunk
+  A* grad_weight;  // (F, C/groups*kh*kw)
+  A* grad_bias;    // (F)
+};
+
+/*!
+ * \brief lay out the workspace of storage type S at ws (nullptr: only size it);
+ * returns the bytes needed.  float / double: column buffer and ones only.
+ */
+template <typename S>
+int64_t conv_ws_layout(const dcn_conv_geom& g, void* ws, ConvWorkspace<typename Acc<S>::type>* w) {
+  typedef typename Acc<S>::type A;
   const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
-  const int64_t col = static_cast<int64_t>(conv_step(g)) * g.C * g.kh * g.kw * L * elem;
-  return align64(col) + align64(L * elem) + 64;
+  const int64_t step = conv_step(g);
+  const int64_t wsize = static_cast<int64_t>(g.F) * (g.C / g.groups) * g.kh * g.kw;
+  const int64_t sizes[7] = {step * g.C * g.kh * g.kw * L, L,
+                            wsize, step * g.F * L, step * g.C * static_cast<int64_t>(g.H) * g.W,
+                            wsize, g.F};
+  const int parts = direct_type<S>() ? 2 : 7;
+  A** ptrs[7] = {&w->col, &w->ones, &w->weight, &w->out, &w->grad_data, &w->grad_weight,
+                 &w->grad_bias};
+  uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
+  int64_t bytes = 64;
+  for (int i = 0; i < 7; ++i) {
+    *ptrs[i] = nullptr;
+    if (i >= parts) continue;
+    if (ws) *ptrs[i] = reinterpret_cast<A*>(p);
+    const int64_t b = align64(sizes[i] * static_cast<int64_t>(sizeof(A)));
+    p += b;
+    bytes += b;
+  }
+  return bytes;
 }
 
-template <typename T>
-void conv_ws_split(const dcn_conv_geom& g, void* ws, int64_t ws_bytes, T** col, T** ones) {
-  if (!ws || ws_bytes < conv_ws_bytes(g, sizeof(T))) {
+template <typename S>
+ConvWorkspace<typename Acc<S>::type> conv_ws_split(const dcn_conv_geom& g, void* ws,
+                                                   int64_t ws_bytes) {
+  ConvWorkspace<typename Acc<S>::type> w;
+  const int64_t need = conv_ws_layout<S>(g, nullptr, &w);
+  if (!ws || ws_bytes < need) {
     std::ostringstream os;
-    os << "workspace of " << ws_bytes << " bytes is too small (need "
-       << conv_ws_bytes(g, sizeof(T)) << ")";
+    os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
     throw Error(os.str());
   }
-  const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
-  uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
-  *col = reinterpret_cast<T*>(p);
-  p += align64(static_cast<int64_t>(conv_step(g)) * g.C * g.kh * g.kw * L * sizeof(T));
-  *ones = reinterpret_cast<T*>(p);
+  conv_ws_layout<S>(g, ws, &w);
+  return w;
 }
 
-template <typename T, class B>
-void conv_forward(B& be, const dcn_conv_geom& g, const T* data, const T* offset, const T* mask,
-                  const T* weight, const T* bias, T* out, void* ws, int64_t ws_bytes) {
-  T *col, *ones;
-  conv_ws_split(g, ws, ws_bytes, &col, &ones);
+template <typename S, class B>
+void conv_forward(B& be, const dcn_conv_geom& g, const S* data, const S* offset, const S* mask,
+                  const S* weight, const S* bias, S* out, void* ws, int64_t ws_bytes) {
+  typedef typename Acc<S>::type A;
+  const ConvWorkspace<A> w = conv_ws_split<S>(g, ws, ws_bytes);
   const int step = conv_step(g);
   const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
   const int taps = g.kh * g.kw;
   const int M = g.F / g.groups;
   const int Kg = g.C / g.groups * taps;
   const int64_t col_img = static_cast<int64_t>(g.C) * taps * L;
+  const A* wa;
+  if constexpr (direct_type<S>()) {
+    wa = weight;
+  } else {
+    be.launch(LoadAcc<S>{w.weight, weight}, static_cast<int64_t>(g.F) * Kg);
+    wa = w.weight;
+  }
   for (int n0 = 0; n0 < g.N; n0 += step) {
     const int nb = g.N - n0 < step ? g.N - n0 : step;
-    be.launch(Im2col<T>{g, n0, data, offset, mask, col}, static_cast<int64_t>(nb) * g.C * L);
+    be.launch(Im2col<S>{g, n0, data, offset, mask, w.col}, static_cast<int64_t>(nb) * g.C * L);
+    A* y;  // GEMM output of the chunk: the output itself, or the float32 buffer for half
+    if constexpr (direct_type<S>()) y = out + static_cast<int64_t>(n0) * g.F * L;
+    else y = w.out;
     for (int gr = 0; gr < g.groups; ++gr) {
-      be.gemm(false, false, static_cast<int>(L), M, Kg, T(1), col + gr * Kg * L,
-              static_cast<int>(L), col_img, weight + static_cast<int64_t>(gr) * M * Kg, Kg, 0,
-              T(0), out + (static_cast<int64_t>(n0) * g.F + gr * M) * L, static_cast<int>(L),
+      be.gemm(false, false, static_cast<int>(L), M, Kg, A(1), w.col + gr * Kg * L,
+              static_cast<int>(L), col_img, wa + static_cast<int64_t>(gr) * M * Kg, Kg, 0,
+              A(0), y + static_cast<int64_t>(gr) * M * L, static_cast<int>(L),
               static_cast<int64_t>(g.F) * L, nb);
     }
+    if constexpr (!direct_type<S>())
+      be.launch(StoreAcc<S>{out + static_cast<int64_t>(n0) * g.F * L, w.out, bias, g.F, L},
+                static_cast<int64_t>(nb) * g.F * L);
   }
-  if (bias) be.launch(AddBias<T>{out, bias, g.F, L}, static_cast<int64_t>(g.N) * g.F * L);
+  if constexpr (direct_type<S>())
+    if (bias) be.launch(AddBias<S>{out, bias, g.F, L}, static_cast<int64_t>(g.N) * g.F * L);
 }
 
-template <typename T, class B>
-void conv_backward(B& be, const dcn_conv_geom& g, const T* grad_out, const T* data,
-                   const T* offset, const T* mask, const T* weight, T* grad_data, T* grad_offset,
-                   T* grad_mask, T* grad_weight, T* grad_bias, void* ws, int64_t ws_bytes) {
-  T *col, *ones;
-  conv_ws_split(g, ws, ws_bytes, &col, &ones);
+template <typename S, class B>
+void conv_backward(B& be, const dcn_conv_geom& g, const S* grad_out, const S* data,
+                   const S* offset, const S* mask, const S* weight, S* grad_data, S* grad_offset,
+                   S* grad_mask, S* grad_weight, S* grad_bias, void* ws, int64_t ws_bytes) {
+  typedef typename Acc<S>::type A;
+  constexpr bool direct = direct_type<S>();
+  const ConvWorkspace<A> w = conv_ws_split<S>(g, ws, ws_bytes);
   if (!g.modulated) grad_mask = nullptr;
   const int step = conv_step(g);
   const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
+  const int64_t plane = static_cast<int64_t>(g.H) * g.W;
   const int taps = g.kh * g.kw;
   const int M = g.F / g.groups;
   const int Kg = g.C / g.groups * taps;
   const int64_t col_img = static_cast<int64_t>(g.C) * taps * L;
-  if (grad_data)
-    be.zero(grad_data, static_cast<int64_t>(g.N) * g.C * g.H * g.W * static_cast<int64_t>(sizeof(T)));
+  // compute-type views: the tensors themselves (float, double) or the workspace (half)
+  const A* wa;
+  A *gw, *gb;
+  if constexpr (direct) {
+    wa = weight;
+    gw = grad_weight;
+    gb = grad_bias;
+    if (grad_data)
+      be.zero(grad_data, static_cast<int64_t>(g.N) * g.C * plane * static_cast<int64_t>(sizeof(S)));
+  } else {
+    be.launch(LoadAcc<S>{w.weight, weight}, static_cast<int64_t>(g.F) * Kg);
+    wa = w.weight;
+    gw = grad_weight ? w.grad_weight : nullptr;
+    gb = grad_bias ? w.grad_bias : nullptr;
+  }
+  if (gb) be.launch(Fill<A>{w.ones, A(1)}, L);
   for (int n0 = 0; n0 < g.N; n0 += step) {
     const int nb = g.N - n0 < step ? g.N - n0 : step;
+    const A* go;  // output gradient of the chunk
+    if constexpr (direct) {
+      go = grad_out + static_cast<int64_t>(n0) * g.F * L;
+    } else {
+      be.launch(LoadAcc<S>{w.out, grad_out + static_cast<int64_t>(n0) * g.F * L},
+                static_cast<int64_t>(nb) * g.F * L);
+      go = w.out;
+    }
     if (grad_data || grad_offset || grad_mask) {
       for (int gr = 0; gr < g.groups; ++gr) {
-        be.gemm(false, true, static_cast<int>(L), Kg, M, T(1),
-                grad_out + (static_cast<int64_t>(n0) * g.F + gr * M) * L, static_cast<int>(L),
-                static_cast<int64_t>(g.F) * L, weight + static_cast<int64_t>(gr) * M * Kg, Kg, 0,
-                T(0), col + gr * Kg * L, static_cast<int>(L), col_img, nb);
+        be.gemm(false, true, static_cast<int>(L), Kg, M, A(1), go + static_cast<int64_t>(gr) * M * L,
+                static_cast<int>(L), static_cast<int64_t>(g.F) * L,
+                wa + static_cast<int64_t>(gr) * M * Kg, Kg, 0, A(0), w.col + gr * Kg * L,
+                static_cast<int>(L), col_img, nb);
       }
-      be.launch(Col2ImCoord<T>{g, n0, col, data, offset, mask, grad_data, grad_offset, grad_mask},
+      A* gd = nullptr;
+      int gd_n0 = 0;
+      if (grad_data) {
+        if constexpr (direct) {
+          gd = grad_data;
+        } else {
+          gd = w.grad_data;
+          gd_n0 = n0;
+          be.zero(gd, static_cast<int64_t>(nb) * g.C * plane * static_cast<int64_t>(sizeof(A)));
+        }
+      }
+      be.launch(Col2ImCoord<S>{g, n0, w.col, data, offset, mask, gd, gd_n0, grad_offset,
+                               grad_mask},
                 static_cast<int64_t>(nb) * g.dgroups * taps * L);
+      if constexpr (!direct)
+        if (grad_data)
+          be.launch(StoreAcc<S>{grad_data + static_cast<int64_t>(n0) * g.C * plane, gd, nullptr,
+                                1, 1},
+                    static_cast<int64_t>(nb) * g.C * plane);
     }
-    if (grad_weight) {
-      be.launch(Im2col<T>{g, n0, data, offset, mask, col}, static_cast<int64_t>(nb) * g.C * L);
+    if (gw) {
+      be.launch(Im2col<S>{g, n0, data, offset, mask, w.col}, static_cast<int64_t>(nb) * g.C * L);
       for (int b = 0; b < nb; ++b) {
         for (int gr = 0; gr < g.groups; ++gr) {
-          be.gemm(true, false, Kg, M, static_cast<int>(L), T(1), col + b * col_img + gr * Kg * L,
-                  static_cast<int>(L), 0,
-                  grad_out + (static_cast<int64_t>(n0 + b) * g.F + gr * M) * L,
-                  static_cast<int>(L), 0, n0 + b == 0 ? T(0) : T(1),
-                  grad_weight + static_cast<int64_t>(gr) * M * Kg, Kg, 0, 1);
+          be.gemm(true, false, Kg, M, static_cast<int>(L), A(1), w.col + b * col_img + gr * Kg * L,
+                  static_cast<int>(L), 0, go + (static_cast<int64_t>(b) * g.F + gr * M) * L,
+                  static_cast<int>(L), 0, n0 + b == 0 ? A(0) : A(1),
+                  gw + static_cast<int64_t>(gr) * M * Kg, Kg, 0, 1);
         }
       }
     }
-  }
-  if (grad_bias) {
-    be.launch(Fill<T>{ones, T(1)}, L);
-    for (int n = 0; n < g.N; ++n) {
-      be.gemm(true, false, 1, g.F, static_cast<int>(L), T(1), ones, static_cast<int>(L), 0,
-              grad_out + static_cast<int64_t>(n) * g.F * L, static_cast<int>(L), 0,
-              n == 0 ? T(0) : T(1), grad_bias, 1, 0, 1);
+    if (gb) {
+      for (int b = 0; b < nb; ++b) {
+        be.gemm(true, false, 1, g.F, static_cast<int>(L), A(1), w.ones, static_cast<int>(L), 0,
+                go + static_cast<int64_t>(b) * g.F * L, static_cast<int>(L), 0,
+                n0 + b == 0 ? A(0) : A(1), gb, 1, 0, 1);
+      }
     }
+  }
+  if constexpr (!direct) {
+    if (grad_weight)
+      be.launch(StoreAcc<S>{grad_weight, gw, nullptr, 1, 1}, static_cast<int64_t>(g.F) * Kg);
+    if (grad_bias) be.launch(StoreAcc<S>{grad_bias, gb, nullptr, 1, 1}, g.F);
   }
 }
 
@@ -331,11 +497,12 @@ void conv_backward(B& be, const dcn_conv_geom& g, const T* grad_out, const T* da
 /* (deformable) position-sensitive RoI pooling                               */
 /* ------------------------------------------------------------------------ */
 
-/*! \brief batch index of a RoI, or -1 when it is not an integer in [0, N) */
+/*! \brief batch index of a RoI truncated toward zero (MXNet's conversion), or -1 when
+ *  that is outside [0, N) or the index is NaN: such a RoI is never read from */
 template <typename T>
 DCN_DEV int roi_batch(const T* roi, int N) {
   const T b = roi[0];
-  if (!(b >= T(0) && b < T(N)) || b != floor(b)) return -1;
+  if (!(b > T(-1) && b < T(N))) return -1;
   return static_cast<int>(b);
 }
 
@@ -347,8 +514,9 @@ struct DPSBin {
   int64_t tix;    // index of the x offset in trans
 };
 
-template <typename T>
-DCN_DEV DPSBin<T> dpsroi_bin(const dcn_pool_geom& g, const T* roi, const T* trans, int64_t r,
+/*! \brief roi: the five RoI values in the compute type T; trans in its storage type */
+template <typename T, typename S>
+DCN_DEV DPSBin<T> dpsroi_bin(const dcn_pool_geom& g, const T* roi, const S* trans, int64_t r,
                              int ctop, int ph, int pw) {
   DPSBin<T> o;
   const DPSRoI<T> geo = dpsroi_geometry(roi, static_cast<T>(g.spatial_scale));
@@ -363,8 +531,9 @@ DCN_DEV DPSBin<T> dpsroi_bin(const dcn_pool_geom& g, const T* roi, const T* tran
   o.tix = ((r * g.num_classes + class_id) * 2 * g.part + part_h) * g.part + part_w;
   T tx = T(0), ty = T(0);
   if (!g.no_trans) {
-    tx = trans[o.tix] * static_cast<T>(g.trans_std);
-    ty = trans[o.tix + static_cast<int64_t>(g.part) * g.part] * static_cast<T>(g.trans_std);
+    tx = to_acc(trans[o.tix]) * static_cast<T>(g.trans_std);
+    ty = to_acc(trans[o.tix + static_cast<int64_t>(g.part) * g.part]) *
+         static_cast<T>(g.trans_std);
   }
   o.wstart = static_cast<T>(pw) * bin_w + geo.start_w + tx * geo.width;
   o.hstart = static_cast<T>(ph) * bin_h + geo.start_h + ty * geo.height;
@@ -392,93 +561,119 @@ DCN_DEV PoolIndex pool_index(const dcn_pool_geom& g, int64_t i) {
   return o;
 }
 
-template <typename T>
-struct PoolForward {
-  dcn_pool_geom g;
-  const T* data;
-  const T* rois;
-  const T* trans;
-  T* out;
-  T* top_count;
-  DCN_DEV void operator()(int64_t i) const {
-    const int P = g.pooled;
-    const PoolIndex pi = pool_index(g, i);
-    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
-    const int64_t r = pi.r;
-    const T* roi = rois + r * 5;
-    const int b = roi_batch(roi, g.N);
-    const int64_t plane = static_cast<int64_t>(g.H) * g.W;
-    T result = T(0);
-    int cnt = 0;
-    if (b >= 0 && g.deformable) {
-      const DPSBin<T> bin = dpsroi_bin(g, roi, trans, r, ctop, ph, pw);
-      const T* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
-      T sum = T(0);
-      for (int ih = 0; ih < g.samples; ++ih) {
-        for (int iw = 0; iw < g.samples; ++iw) {
-          T w = bin.wstart + static_cast<T>(iw) * bin.sub_w;
-          T h = bin.hstart + static_cast<T>(ih) * bin.sub_h;
-          if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
-          int idx[4];
-          T wt[4], dx, dy;
-          dpsroi_record(w, h, g.W, idx, wt, &dx, &dy);
-          sum += wt[0] * src[idx[0]] + wt[1] * src[idx[1]] + wt[2] * src[idx[2]] +
-                 wt[3] * src[idx[3]];
-          ++cnt;
-        }
-      }
-      result = cnt == 0 ? T(0) : sum / static_cast<T>(cnt);
-    } else if (b >= 0) {
-      const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph, pw, P,
-                                            g.group, g.H, g.W);
-      result = psroi_mean(data + (static_cast<int64_t>(b) * g.C + bin.c) * plane, g.W, bin);
-    }
-    out[i] = result;
-    if (top_count) top_count[i] = static_cast<T>(cnt);
+/*! \brief the five values of RoI r in the compute type */
+template <typename S>
+struct RoIValues {
+  typename Acc<S>::type v[5];
+  DCN_DEV RoIValues(const S* rois, int64_t r) {
+    for (int k = 0; k < 5; ++k) v[k] = to_acc(rois[r * 5 + k]);
   }
 };
 
-template <typename T>
-struct PoolBackward {
+/*! \brief plain PS RoI pooling: mean of a bin's cells in the compute type A (psroi_mean
+ *  of ../dcn_sampling.h, reading storage type S) */
+template <typename A, typename S>
+DCN_DEV A cells_mean(const S* plane, int W, const PSRoIBinCells& b) {
+  const int area = psroi_area(b);
+  if (area == 0) return A(0);
+  A sum = A(0);
+  for (int y = b.hs; y < b.he; ++y)
+    for (int x = b.ws; x < b.we; ++x) sum += to_acc(plane[static_cast<int64_t>(y) * W + x]);
+  return sum / static_cast<A>(area);
+}
+
+template <typename S>
+struct PoolForward {
+  typedef typename Acc<S>::type A;
   dcn_pool_geom g;
-  const T* grad_out;
-  const T* data;
-  const T* rois;
-  const T* trans;
-  const T* top_count;
-  T* grad_data;
-  T* grad_trans;
+  const S* data;
+  const S* rois;
+  const S* trans;
+  S* out;
+  S* top_count;
   DCN_DEV void operator()(int64_t i) const {
     const int P = g.pooled;
     const PoolIndex pi = pool_index(g, i);
     const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
     const int64_t r = pi.r;
-    const T* roi = rois + r * 5;
-    const int b = roi_batch(roi, g.N);
+    const RoIValues<S> roi(rois, r);
+    const int b = roi_batch(roi.v, g.N);
+    const int64_t plane = static_cast<int64_t>(g.H) * g.W;
+    A result = A(0);
+    int cnt = 0;
+    if (b >= 0 && g.deformable) {
+      const DPSBin<A> bin = dpsroi_bin(g, roi.v, trans, r, ctop, ph, pw);
+      const S* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
+      A sum = A(0);
+      for (int ih = 0; ih < g.samples; ++ih) {
+        for (int iw = 0; iw < g.samples; ++iw) {
+          A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
+          A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
+          if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
+          int idx[4];
+          A wt[4], dx, dy;
+          dpsroi_record(w, h, g.W, idx, wt, &dx, &dy);
+          sum += wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
+                 wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
+          ++cnt;
+        }
+      }
+      result = cnt == 0 ? A(0) : sum / static_cast<A>(cnt);
+    } else if (b >= 0) {
+      const PSRoIBinCells bin = psroi_cells(roi.v, static_cast<A>(g.spatial_scale), ctop, ph, pw,
+                                            P, g.group, g.H, g.W);
+      result = cells_mean<A>(data + (static_cast<int64_t>(b) * g.C + bin.c) * plane, g.W, bin);
+    }
+    store(out + i, result);
+    if (top_count) store(top_count + i, static_cast<A>(cnt));
+  }
+};
+
+/*! \brief backward of one output bin: the data / trans gradients are accumulated with
+ *  atomics in the compute type (the gradients themselves, or float32 buffers for half) */
+template <typename S>
+struct PoolBackward {
+  typedef typename Acc<S>::type A;
+  dcn_pool_geom g;
+  const S* grad_out;
+  const S* data;
+  const S* rois;
+  const S* trans;
+  const S* top_count;
+  A* grad_data;
+  A* grad_trans;
+  DCN_DEV void operator()(int64_t i) const {
+    const int P = g.pooled;
+    const PoolIndex pi = pool_index(g, i);
+    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
+    const int64_t r = pi.r;
+    const RoIValues<S> roi(rois, r);
+    const int b = roi_batch(roi.v, g.N);
     if (b < 0) return;
     const int64_t plane = static_cast<int64_t>(g.H) * g.W;
     if (g.deformable) {
-      const T cnt = top_count[i];
-      if (!(cnt > T(0))) return;
-      const T diff = grad_out[i] / cnt;
-      const DPSBin<T> bin = dpsroi_bin(g, roi, trans, r, ctop, ph, pw);
-      const T* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
-      T* dst = grad_data ? grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane : nullptr;
+      const A cnt = to_acc(top_count[i]);
+      if (!(cnt > A(0))) return;
+      const A diff = to_acc(grad_out[i]) / cnt;
+      const DPSBin<A> bin = dpsroi_bin(g, roi.v, trans, r, ctop, ph, pw);
+      const S* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
+      A* dst = grad_data ? grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane : nullptr;
       const bool want_trans = grad_trans && !g.no_trans;
-      T sx = T(0), sy = T(0);
+      A sx = A(0), sy = A(0);
       for (int ih = 0; ih < g.samples; ++ih) {
         for (int iw = 0; iw < g.samples; ++iw) {
-          T w = bin.wstart + static_cast<T>(iw) * bin.sub_w;
-          T h = bin.hstart + static_cast<T>(ih) * bin.sub_h;
+          A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
+          A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
           if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
           int idx[4];
-          T wt[4], dx, dy;
+          A wt[4], dx, dy;
           dpsroi_record(w, h, g.W, idx, wt, &dx, &dy);
           if (dst)
             for (int k = 0; k < 4; ++k) atomic_add(dst + idx[k], wt[k] * diff);
           if (want_trans) {
-            const T v[4] = {src[idx[0]], src[idx[1]], src[idx[2]], src[idx[3]]};
-            T gx, gy;
+            const A v[4] = {to_acc(src[idx[0]]), to_acc(src[idx[1]]), to_acc(src[idx[2]]),
+                            to_acc(src[idx[3]])};
+            A gx, gy;
             dpsroi_sample_grad(v, dx, dy, &gx, &gy);
             sx += gx;
             sy += gy;
@@ -486,18 +681,18 @@ struct PoolBackward {
         }
       }
       if (want_trans) {
-        const T scale = static_cast<T>(g.trans_std) * diff;
+        const A scale = static_cast<A>(g.trans_std) * diff;
         atomic_add(grad_trans + bin.tix, sx * scale * bin.roi_w);
         atomic_add(grad_trans + bin.tix + static_cast<int64_t>(g.part) * g.part,
                    sy * scale * bin.roi_h);
       }
     } else if (grad_data) {
-      const PSRoIBinCells bin = psroi_cells(roi, static_cast<T>(g.spatial_scale), ctop, ph, pw, P,
-                                            g.group, g.H, g.W);
+      const PSRoIBinCells bin = psroi_cells(roi.v, static_cast<A>(g.spatial_scale), ctop, ph, pw,
+                                            P, g.group, g.H, g.W);
       const int area = psroi_area(bin);
       if (area == 0) return;
-      T* dst = grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
-      const T v = grad_out[i] / static_cast<T>(area);
+      A* dst = grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
+      const A v = to_acc(grad_out[i]) / static_cast<A>(area);
       for (int y = bin.hs; y < bin.he; ++y)
         for (int x = bin.ws; x < bin.we; ++x)
           atomic_add(dst + static_cast<int64_t>(y) * g.W + x, v);
@@ -517,30 +712,60 @@ inline void check_pool_geom(const dcn_pool_geom* g) {
     throw Error("output_dim must be divisible by the number of trans classes");
 }
 
-template <typename T, class B>
-void pool_forward(B& be, const dcn_pool_geom& g, const T* data, const T* rois, const T* trans,
-                  T* out, T* top_count) {
-  if (g.deformable && !g.no_trans && !trans) throw Error("trans is required (no_trans = 0)");
-  const int64_t n = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
-  be.launch(PoolForward<T>{g, data, rois, trans, out, g.deformable ? top_count : nullptr}, n);
+/*! \brief float32 gradient buffers of half pooling (data, then trans); bytes needed */
+inline int64_t pool_ws_bytes(const dcn_pool_geom& g, int dtype) {
+  if (dtype != DCN_F16) return 0;
+  const int64_t data = static_cast<int64_t>(g.N) * g.C * g.H * g.W;
+  const int64_t trans = (g.deformable && !g.no_trans)
+                            ? static_cast<int64_t>(g.R) * 2 * g.num_classes * g.part * g.part
+                            : 0;
+  return align64(data * 4) + align64(trans * 4) + 64;
 }
 
-template <typename T, class B>
-void pool_backward(B& be, const dcn_pool_geom& g, const T* grad_out, const T* data,
-                   const T* rois, const T* trans, const T* top_count, T* grad_data,
-                   T* grad_trans) {
+template <typename S, class B>
+void pool_forward(B& be, const dcn_pool_geom& g, const S* data, const S* rois, const S* trans,
+                  S* out, S* top_count) {
+  if (g.deformable && !g.no_trans && !trans) throw Error("trans is required (no_trans = 0)");
+  const int64_t n = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
+  be.launch(PoolForward<S>{g, data, rois, trans, out, g.deformable ? top_count : nullptr}, n);
+}
+
+template <typename S, class B>
+void pool_backward(B& be, const dcn_pool_geom& g, const S* grad_out, const S* data,
+                   const S* rois, const S* trans, const S* top_count, S* grad_data,
+                   S* grad_trans, void* ws, int64_t ws_bytes) {
+  typedef typename Acc<S>::type A;
   if (g.deformable && !top_count) throw Error("top_count is required");
   if (g.deformable && !g.no_trans && !trans) throw Error("trans is required (no_trans = 0)");
-  if (grad_data)
-    be.zero(grad_data, static_cast<int64_t>(g.N) * g.C * g.H * g.W * static_cast<int64_t>(sizeof(T)));
-  if (grad_trans && g.deformable && !g.no_trans)
-    be.zero(grad_trans, static_cast<int64_t>(g.R) * 2 * g.num_classes * g.part * g.part *
-                            static_cast<int64_t>(sizeof(T)));
-  else
-    grad_trans = nullptr;
-  if (!grad_data && !grad_trans) return;
-  const int64_t n = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
-  be.launch(PoolBackward<T>{g, grad_out, data, rois, trans, top_count, grad_data, grad_trans}, n);
+  if (!(g.deformable && !g.no_trans)) grad_trans = nullptr;
+  const int64_t data_n = static_cast<int64_t>(g.N) * g.C * g.H * g.W;
+  const int64_t trans_n = static_cast<int64_t>(g.R) * 2 * g.num_classes * g.part * g.part;
+  A *gd, *gt;  // compute-type accumulators
+  if constexpr (direct_type<S>()) {
+    gd = grad_data;
+    gt = grad_trans;
+  } else {
+    const int64_t need = pool_ws_bytes(g, DCN_F16);
+    if (!ws || ws_bytes < need) {
+      std::ostringstream os;
+      os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
+      throw Error(os.str());
+    }
+    uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
+    gd = grad_data ? reinterpret_cast<A*>(p) : nullptr;
+    p += align64(data_n * 4);
+    gt = grad_trans ? reinterpret_cast<A*>(p) : nullptr;
+  }
+  if (gd) be.zero(gd, data_n * static_cast<int64_t>(sizeof(A)));
+  if (gt) be.zero(gt, trans_n * static_cast<int64_t>(sizeof(A)));
+  if (gd || gt) {
+    const int64_t n = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
+    be.launch(PoolBackward<S>{g, grad_out, data, rois, trans, top_count, gd, gt}, n);
+  }
+  if constexpr (!direct_type<S>()) {
+    if (gd) be.launch(StoreAcc<S>{grad_data, gd, nullptr, 1, 1}, data_n);
+    if (gt) be.launch(StoreAcc<S>{grad_trans, gt, nullptr, 1, 1}, trans_n);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -566,8 +791,24 @@ int capi_guard(const char* what, const F& f) {
   return 1;
 }
 
-inline void check_dtype(int dtype) {
-  if (dtype != DCN_F32 && dtype != DCN_F64) throw Error("dtype must be float32 or float64");
+/*! \brief f(S()) for the storage type S of a dtype code */
+template <typename F>
+void dispatch_dtype(int dtype, const F& f) {
+  switch (dtype) {
+    case DCN_F32: f(float()); break;
+    case DCN_F64: f(double()); break;
+    case DCN_F16: f(half()); break;
+    default: throw Error("dtype must be float32, float64 or float16");
+  }
+}
+
+template <typename S>
+const S* cptr(const void* p) {
+  return static_cast<const S*>(p);
+}
+template <typename S>
+S* ptr(void* p) {
+  return static_cast<S*>(p);
 }
 
 template <class B>
@@ -576,19 +817,13 @@ int capi_conv_forward(B be, const dcn_conv_geom* g, int dtype, const void* data,
                       void* out, void* ws, int64_t ws_bytes) {
   return capi_guard("deformable convolution forward", [&] {
     check_conv_geom(g);
-    check_dtype(dtype);
     if (!data || !offset || !weight || !out || (g->modulated && !mask))
       throw Error("null input or output pointer");
-    if (dtype == DCN_F32)
-      conv_forward<float>(be, *g, static_cast<const float*>(data),
-                          static_cast<const float*>(offset), static_cast<const float*>(mask),
-                          static_cast<const float*>(weight), static_cast<const float*>(bias),
-                          static_cast<float*>(out), ws, ws_bytes);
-    else
-      conv_forward<double>(be, *g, static_cast<const double*>(data),
-                           static_cast<const double*>(offset), static_cast<const double*>(mask),
-                           static_cast<const double*>(weight), static_cast<const double*>(bias),
-                           static_cast<double*>(out), ws, ws_bytes);
+    dispatch_dtype(dtype, [&](auto tag) {
+      typedef decltype(tag) S;
+      conv_forward<S>(be, *g, cptr<S>(data), cptr<S>(offset), cptr<S>(mask), cptr<S>(weight),
+                      cptr<S>(bias), ptr<S>(out), ws, ws_bytes);
+    });
     be.finish();
   });
 }
@@ -600,23 +835,14 @@ int capi_conv_backward(B be, const dcn_conv_geom* g, int dtype, const void* grad
                        void* grad_bias, void* ws, int64_t ws_bytes) {
   return capi_guard("deformable convolution backward", [&] {
     check_conv_geom(g);
-    check_dtype(dtype);
     if (!grad_out || !data || !offset || !weight || (g->modulated && !mask))
       throw Error("null input pointer");
-    if (dtype == DCN_F32)
-      conv_backward<float>(be, *g, static_cast<const float*>(grad_out),
-                           static_cast<const float*>(data), static_cast<const float*>(offset),
-                           static_cast<const float*>(mask), static_cast<const float*>(weight),
-                           static_cast<float*>(grad_data), static_cast<float*>(grad_offset),
-                           static_cast<float*>(grad_mask), static_cast<float*>(grad_weight),
-                           static_cast<float*>(grad_bias), ws, ws_bytes);
-    else
-      conv_backward<double>(be, *g, static_cast<const double*>(grad_out),
-                            static_cast<const double*>(data), static_cast<const double*>(offset),
-                            static_cast<const double*>(mask), static_cast<const double*>(weight),
-                            static_cast<double*>(grad_data), static_cast<double*>(grad_offset),
-                            static_cast<double*>(grad_mask), static_cast<double*>(grad_weight),
-                            static_cast<double*>(grad_bias), ws, ws_bytes);
+    dispatch_dtype(dtype, [&](auto tag) {
+      typedef decltype(tag) S;
+      conv_backward<S>(be, *g, cptr<S>(grad_out), cptr<S>(data), cptr<S>(offset), cptr<S>(mask),
+                       cptr<S>(weight), ptr<S>(grad_data), ptr<S>(grad_offset),
+                       ptr<S>(grad_mask), ptr<S>(grad_weight), ptr<S>(grad_bias), ws, ws_bytes);
+    });
     be.finish();
   });
 }
@@ -626,18 +852,14 @@ int capi_pool_forward(B be, const dcn_pool_geom* g, int dtype, const void* data,
                       const void* rois, const void* trans, void* out, void* top_count) {
   return capi_guard("PS RoI pooling forward", [&] {
     check_pool_geom(g);
-    check_dtype(dtype);
-    if (!data || !rois || !out || (g->deformable && !top_count))
-      throw Error("null input or output pointer");
-    if (g->R == 0) return;
-    if (dtype == DCN_F32)
-      pool_forward<float>(be, *g, static_cast<const float*>(data),
-                          static_cast<const float*>(rois), static_cast<const float*>(trans),
-                          static_cast<float*>(out), static_cast<float*>(top_count));
-    else
-      pool_forward<double>(be, *g, static_cast<const double*>(data),
-                           static_cast<const double*>(rois), static_cast<const double*>(trans),
-                           static_cast<double*>(out), static_cast<double*>(top_count));
+    dispatch_dtype(dtype, [&](auto tag) {
+      typedef decltype(tag) S;
+      if (!data || !rois || !out || (g->deformable && !top_count))
+        throw Error("null input or output pointer");
+      if (g->R == 0) return;
+      pool_forward<S>(be, *g, cptr<S>(data), cptr<S>(rois), cptr<S>(trans), ptr<S>(out),
+                      ptr<S>(top_count));
+    });
     be.finish();
   });
 }
@@ -645,22 +867,16 @@ int capi_pool_forward(B be, const dcn_pool_geom* g, int dtype, const void* data,
 template <class B>
 int capi_pool_backward(B be, const dcn_pool_geom* g, int dtype, const void* grad_out,
                        const void* data, const void* rois, const void* trans,
-                       const void* top_count, void* grad_data, void* grad_trans) {
+                       const void* top_count, void* grad_data, void* grad_trans, void* ws,
+                       int64_t ws_bytes) {
   return capi_guard("PS RoI pooling backward", [&] {
     check_pool_geom(g);
-    check_dtype(dtype);
     if (!grad_out || !data || !rois) throw Error("null input pointer");
-    if (dtype == DCN_F32)
-      pool_backward<float>(be, *g, static_cast<const float*>(grad_out),
-                           static_cast<const float*>(data), static_cast<const float*>(rois),
-                           static_cast<const float*>(trans), static_cast<const float*>(top_count),
-                           static_cast<float*>(grad_data), static_cast<float*>(grad_trans));
-    else
-      pool_backward<double>(be, *g, static_cast<const double*>(grad_out),
-                            static_cast<const double*>(data), static_cast<const double*>(rois),
-                            static_cast<const double*>(trans),
-                            static_cast<const double*>(top_count),
-                            static_cast<double*>(grad_data), static_cast<double*>(grad_trans));
+    dispatch_dtype(dtype, [&](auto tag) {
+      typedef decltype(tag) S;
+      pool_backward<S>(be, *g, cptr<S>(grad_out), cptr<S>(data), cptr<S>(rois), cptr<S>(trans),
+                       cptr<S>(top_count), ptr<S>(grad_data), ptr<S>(grad_trans), ws, ws_bytes);
+    });
     be.finish();
   });
 }
@@ -668,10 +884,26 @@ int capi_pool_backward(B be, const dcn_pool_geom* g, int dtype, const void* grad
 inline int64_t capi_conv_workspace_bytes(const dcn_conv_geom* g, int dtype) {
   try {
     check_conv_geom(g);
-    check_dtype(dtype);
-    return conv_ws_bytes(*g, dtype == DCN_F32 ? 4 : 8);
+    int64_t bytes = 0;
+    dispatch_dtype(dtype, [&](auto tag) {
+      typedef decltype(tag) S;
+      ConvWorkspace<typename Acc<S>::type> w;
+      bytes = conv_ws_layout<S>(*g, nullptr, &w);
+    });
+    return bytes;
   } catch (const std::exception& e) {
     last_error() = std::string("deformable convolution workspace: ") + e.what();
+    return -1;
+  }
+}
+
+inline int64_t capi_pool_workspace_bytes(const dcn_pool_geom* g, int dtype) {
+  try {
+    check_pool_geom(g);
+    dispatch_dtype(dtype, [](auto) {});
+    return pool_ws_bytes(*g, dtype);
+  } catch (const std::exception& e) {
+    last_error() = std::string("PS RoI pooling workspace: ") + e.what();
     return -1;
   }
 }

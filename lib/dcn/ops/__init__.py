@@ -13,7 +13,8 @@
   ``no_trans`` DeformablePSROIPooling of a 1x1 convolution computed without the
   convolution's output map (forward only, CPU), used by the CPU test networks.
 
-The operators are registered in MXNet as ``dcn_<X>``. If the library is missing or was built
+Inputs may be float32, float64 or float16 (computed in float32). The operators are
+registered in MXNet as ``dcn_<X>``. If the library is missing or was built
 for another MXNet version, using any of them raises :class:`OperatorLibraryError` (asking to
 run ``./init.sh``); ``sym_ops(builtin=True)`` works without the library.
 

@@ -1,10 +1,12 @@
 """Symbol entry points of the deformable operators (keyword arguments as ``mx.sym.contrib``).
 
-Omitted ``weight`` / ``bias`` inputs are created as variables ``<name>_weight`` /
-``<name>_bias``; their shapes are inferred from ``data`` when the symbol is bound. Every
-variable input without a shape (those created here too) is declared with the operator's rank
-for it, all dimensions 0 (= inferred): MXNet 1.9's shape inference for extension operators
-writes one value past its buffer for every input of unknown rank.
+Every omitted input (``data`` included; ``bias`` unless ``no_bias``; ``trans`` unless
+``no_trans``) is created, as MXNet does, as a variable ``<name>_<input>`` (``x_data``,
+``x_offset``, ``x_weight``, ``x_bias`` for ``name='x'``) carrying the ``attr`` of the call;
+shapes other than the data's are inferred when the symbol is bound. Every variable input
+without a shape (those created here too) is declared with the operator's rank for it, all
+dimensions 0 (= inferred): MXNet 1.9's shape inference for extension operators writes one
+value past its buffer for every input of unknown rank.
 """
 import mxnet as mx
 
@@ -12,18 +14,20 @@ from . import _common as C
 from ._library import sym_op
 
 
-def _check(op, inputs):
+def _check(op, inputs, name, attr):
+    """The input symbols in order: omitted ones created as variables ``<name>_<input>``,
+    every variable's rank declared."""
     syms = []
-    for name, value in inputs:
+    for arg, value in inputs:
         if value is None:
-            raise ValueError('%s: input %r is required' % (op, name))
+            value = mx.sym.var('%s_%s' % (name, arg), attr=attr)
         if not isinstance(value, mx.sym.Symbol):
             raise TypeError('%s: input %r must be an mxnet Symbol, got %s'
-                            % (op, name, type(value).__name__))
+                            % (op, arg, type(value).__name__))
         if value.get_children() is None and value.attr('__shape__') is None:
             # a variable: declare its rank (see the module docstring)
             unknown = -1 if mx.util.is_np_shape() else 0
-            value._set_attr(__shape__=str((unknown,) * C.INPUT_NDIM[name]))
+            value._set_attr(__shape__=str((unknown,) * C.INPUT_NDIM[arg]))
         syms.append(value)
     return syms
 
@@ -35,11 +39,8 @@ def _name(name, hint):
 def _conv(op, modulated, data, offset, mask, weight, bias, name, attr, kwargs):
     params = C.op_params(op, C.MCONV_PARAMS if modulated else C.CONV_PARAMS, kwargs)
     name = _name(name, op.lower())
-    if weight is None:
-        weight = mx.sym.var(name + '_weight')
-    if bias is None and not C.as_bool('no_bias', params.get('no_bias')):
-        bias = mx.sym.var(name + '_bias')
-    syms = _check(op, C.conv_inputs(op, modulated, data, offset, mask, weight, bias, params))
+    syms = _check(op, C.conv_inputs(op, modulated, data, offset, mask, weight, bias, params),
+                  name, attr)
     return sym_op(op)(*syms, name=name, attr=attr, **params)
 
 
@@ -65,7 +66,7 @@ def DeformablePSROIPooling(data=None, rois=None, trans=None, name=None, attr=Non
     op = 'DeformablePSROIPooling'
     params = C.op_params(op, C.DPSROI_PARAMS, kwargs)
     name = _name(name, op.lower())
-    syms = _check(op, C.dpsroi_inputs(op, data, rois, trans, params))
+    syms = _check(op, C.dpsroi_inputs(op, data, rois, trans, params), name, attr)
     pooled = sym_op(op)(*syms, name=name + '_pool', attr=attr, **params)
     # expose a single output named like the built-in's (<name>_output)
     return mx.sym.identity(pooled[0], name=name, attr=attr)
@@ -73,17 +74,14 @@ def DeformablePSROIPooling(data=None, rois=None, trans=None, name=None, attr=Non
 
 def Conv1x1DeformablePSROIPooling(data=None, rois=None, weight=None, bias=None, name=None,
                                   attr=None, **kwargs):
-    """``DeformablePSROIPooling(no_trans=True)`` of a 1x1 convolution (``weight``, ``bias``;
-    created as ``<name>_weight`` / ``<name>_bias`` when omitted) without its output map.
+    """``DeformablePSROIPooling(no_trans=True)`` of a 1x1 convolution (``weight``, ``bias``)
+    without its output map.
     Forward only, CPU: for test networks (the training networks keep the two layers)."""
     op = 'Conv1x1DeformablePSROIPooling'
     params = C.op_params(op, C.FUSED_PARAMS, kwargs)
     name = _name(name, op.lower())
-    if weight is None:
-        weight = mx.sym.var(name + '_weight')
-    if bias is None:
-        bias = mx.sym.var(name + '_bias')
-    syms = _check(op, [('data', data), ('rois', rois), ('weight', weight), ('bias', bias)])
+    syms = _check(op, [('data', data), ('rois', rois), ('weight', weight), ('bias', bias)], name,
+                  attr)
     return sym_op(op)(*syms, name=name, attr=attr, **params)
 
 
@@ -92,5 +90,5 @@ def PSROIPooling(data=None, rois=None, name=None, attr=None, **kwargs):
     op = 'PSROIPooling'
     params = C.op_params(op, C.PSROI_PARAMS, kwargs)
     name = _name(name, op.lower())
-    syms = _check(op, [('data', data), ('rois', rois)])
+    syms = _check(op, [('data', data), ('rois', rois)], name, attr)
     return sym_op(op)(*syms, name=name, attr=attr, **params)

@@ -21,6 +21,9 @@ struct EmuBackend {
     for (int64_t i = 0; i < n; ++i) f(i);
   }
   void zero(void* p, int64_t bytes) { memset(p, 0, static_cast<size_t>(bytes)); }
+  void copy_to_host(void* dst, const void* src, int64_t bytes) {
+    if (bytes > 0) memcpy(dst, src, static_cast<size_t>(bytes));
+  }
   void finish() {}
   /* C = alpha * op(A) op(B) + beta * C, column-major, as cublas<t>gemmStridedBatched */
   template <typename T>
@@ -78,17 +81,35 @@ int dcn_cuda_pool_forward(const dcn_pool_geom* g, int dtype, const void* data, c
   return dcn::gpu::capi_pool_forward(EmuBackend(), g, dtype, data, rois, trans, out, top_count);
 }
 
+int64_t dcn_cuda_pool_workspace_bytes(const dcn_pool_geom* g, int dtype) {
+  return dcn::gpu::capi_pool_workspace_bytes(g, dtype);
+}
+
 int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_out,
                            const void* data, const void* rois, const void* trans,
-                           const void* top_count, void* grad_data, void* grad_trans,
-                           void* stream) {
+                           const void* top_count, void* grad_data, void* grad_trans, void* ws,
+                           int64_t ws_bytes, void* stream) {
   return dcn::gpu::capi_pool_backward(EmuBackend(), g, dtype, grad_out, data, rois, trans,
-                                      top_count, grad_data, grad_trans);
+                                      top_count, grad_data, grad_trans, ws, ws_bytes);
 }
 
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
   if (bytes > 0) memset(ptr, 0, static_cast<size_t>(bytes));
   return 0;
+}
+
+int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream) {
+  EmuBackend().copy_to_host(host_dst, device_src, bytes);
+  return 0;
+}
+
+/* test hooks of the emulation: the binary16 conversions the host code uses */
+void dcn_emu_half_to_float(const uint16_t* src, float* dst, int64_t n) {
+  dcn::half_to_float(src, dst, n);
+}
+
+void dcn_emu_float_to_half(const float* src, uint16_t* dst, int64_t n) {
+  dcn::float_to_half(src, dst, n);
 }
 
 const char* dcn_cuda_last_error(void) { return dcn::gpu::last_error().c_str(); }

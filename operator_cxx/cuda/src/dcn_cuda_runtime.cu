@@ -265,6 +265,12 @@ int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
   });
 }
 
+int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream) {
+  return dcn::gpu::capi_guard("copy to host", [&] {
+    dcn::gpu::CudaBackend(stream).copy_to_host(host_dst, device_src, bytes);
+  });
+}
+
 int dcn_cuda_device_count(void) {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -1,0 +1,105 @@
+/*
+ * dcn_register.cc - registration of the operators with MXNet through the
+ * extension-library API (mxnet/lib_api.h), names from the table of
+ * dcn_params.h:
+ *
+ *   dcn_DeformableConvolution          (DCNv1, as mx.contrib DeformableConvolution)
+ *   dcn_ModulatedDeformableConvolution (DCNv2, as mx.contrib ModulatedDeformableConvolution)
+ *   dcn_DeformablePSROIPooling         (as mx.contrib DeformablePSROIPooling; outputs
+ *                                       the pooled map and the per-bin sample count)
+ *   dcn_PSROIPooling                   (as mx.contrib PSROIPooling)
+ *   dcn_Conv1x1DeformablePSROIPooling  (forward only, CPU: DeformablePSROIPooling with
+ *                                       no_trans of a 1x1 Convolution, without the
+ *                                       convolution's output map; test networks)
+ *
+ * Compiled twice: for libdcn_ops.so (CPU) and, with -DDCN_WITH_CUDA, for
+ * libdcn_ops_cuda.so, which registers the GPU functions too.  The extension API
+ * does not pass the gradient request: every gradient is written (never
+ * accumulated).
+ */
+#include "dcn_conv.h"
+#include "dcn_pool.h"
+
+using dcn_ext::Attrs;
+using dcn_ext::MXReturnValue;
+using dcn_ext::MXTensor;
+using dcn_ext::Op;
+using dcn_ext::OpResource;
+using dcn_ext::Shapes;
+
+namespace {
+
+/* MXNet's callbacks take no user data: one instance per (operator, function) */
+typedef MXReturnValue (*ParseFn)(Op, const Attrs&, int*, int*);
+typedef MXReturnValue (*TypeFn)(Op, const Attrs&, std::vector<int>*, std::vector<int>*);
+typedef MXReturnValue (*ShapeFn)(Op, const Attrs&, Shapes*, Shapes*);
+typedef MXReturnValue (*ComputeFn)(Op, const Attrs&, std::vector<MXTensor>*,
+                                   std::vector<MXTensor>*, const OpResource&);
+
+template <Op K, ParseFn F>
+MXReturnValue parse_cb(const Attrs& a, int* ni, int* no) { return F(K, a, ni, no); }
+template <Op K, TypeFn F>
+MXReturnValue type_cb(const Attrs& a, std::vector<int>* i, std::vector<int>* o) {
+  return F(K, a, i, o);
+}
+template <Op K, ShapeFn F>
+MXReturnValue shape_cb(const Attrs& a, Shapes* i, Shapes* o) { return F(K, a, i, o); }
+template <Op K, ComputeFn F>
+MXReturnValue compute_cb(const Attrs& a, std::vector<MXTensor>* i, std::vector<MXTensor>* o,
+                         const OpResource& r) {
+  return F(K, a, i, o, r);
+}
+
+mxnet::ext::CustomOp& add_op(Op k) {
+  return mxnet::ext::Registry<mxnet::ext::CustomOp>::get()->add(dcn_ext::op_info(k).registered);
+}
+
+template <Op K>
+mxnet::ext::CustomOp& conv_op() {
+  using namespace dcn_ext;
+  mxnet::ext::CustomOp& op = add_op(K)
+      .setParseAttrs(parse_cb<K, conv_parse_attrs>)
+      .setInferType(type_cb<K, conv_infer_type>)
+      .setInferShape(shape_cb<K, conv_infer_shape>)
+      .setForward(compute_cb<K, conv_forward_cpu>, "cpu")
+      .setBackward(compute_cb<K, conv_backward_cpu>, "cpu");
+#ifdef DCN_WITH_CUDA
+  op.setForward(compute_cb<K, conv_forward_gpu>, "gpu")
+      .setBackward(compute_cb<K, conv_backward_gpu>, "gpu");
+#endif
+  return op;
+}
+
+template <Op K>
+mxnet::ext::CustomOp& pool_op() {
+  using namespace dcn_ext;
+  mxnet::ext::CustomOp& op = add_op(K)
+      .setParseAttrs(parse_cb<K, pool_parse_attrs>)
+      .setInferType(type_cb<K, pool_infer_type>)
+      .setInferShape(shape_cb<K, pool_infer_shape>)
+      .setForward(compute_cb<K, pool_forward_cpu>, "cpu");
+  if (dcn_ext::op_info(K).fused) return op;  // forward only, CPU only
+  op.setBackward(compute_cb<K, pool_backward_cpu>, "cpu");
+#ifdef DCN_WITH_CUDA
+  op.setForward(compute_cb<K, pool_forward_gpu>, "gpu")
+      .setBackward(compute_cb<K, pool_backward_gpu>, "gpu");
+#endif
+  return op;
+}
+
+mxnet::ext::CustomOp& reg_conv = conv_op<Op::kDeformableConvolution>();
+mxnet::ext::CustomOp& reg_mconv = conv_op<Op::kModulatedDeformableConvolution>();
+mxnet::ext::CustomOp& reg_dpsroi = pool_op<Op::kDeformablePSROIPooling>();
+mxnet::ext::CustomOp& reg_psroi = pool_op<Op::kPSROIPooling>();
+mxnet::ext::CustomOp& reg_fused = pool_op<Op::kConv1x1DeformablePSROIPooling>();
+
+}  // namespace
+
+MXReturnValue initialize(int version) {
+  if (version < 10700) {
+    dcn_ext::report_error("libdcn_ops requires MXNet >= 1.7 (extension API), found version " +
+                          std::to_string(version));
+    return dcn_ext::MX_FAIL;
+  }
+  return dcn_ext::MX_SUCCESS;
+}

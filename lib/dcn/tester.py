@@ -18,6 +18,7 @@ import mxnet as mx
 import numpy as np
 
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
+from dcn.engine.evaluator import DetectionEvaluator
 from dcn.engine.predictor import (Predictor, class_boxes, decode_detections, nms_for_config,
                                   postprocess_detections)
 from dcn.modeling.names import DETECTION
@@ -121,8 +122,8 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     num_classes = imdb.num_classes
     agnostic = bool(cfg.CLASS_AGNOSTIC)
     nms = nms_for_config(cfg)
-    all_boxes = [[np.zeros((0, 5), dtype=np.float32) for _ in range(num_images)]
-                 for _ in range(num_classes)]
+    evaluator = DetectionEvaluator(imdb)
+    all_boxes = evaluator.all_boxes
     data_names = [d.name if hasattr(d, 'name') else d[0] for d in test_data.provide_data]
     t_detect, t_post, seen = 0.0, 0.0, 0
     try:
@@ -143,13 +144,8 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
                 list(range(seen, seen + real))
             for k in range(real):
                 idx = int(indices[k])
-                if idx >= num_images:
-                    raise ValueError('test loader yields image index %d but %s has %d images'
-                                     % (idx, imdb.name, num_images))
-                dets = postprocess_detections(scores_all[k], boxes_all[k], agnostic, nms,
-                                              thresh, max_per_image)
-                for j in range(1, num_classes):
-                    all_boxes[j][idx] = dets[j]
+                evaluator.process(idx, postprocess_detections(
+                    scores_all[k], boxes_all[k], agnostic, nms, thresh, max_per_image))
                 if vis:
                     _visualize(data_all[k], [all_boxes[j][idx] for j in range(num_classes)],
                                imdb, cfg, im_info[k, 2], idx, output_dir)

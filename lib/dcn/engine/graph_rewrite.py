@@ -22,7 +22,7 @@ _FUSED_ATTRS = ('spatial_scale', 'output_dim', 'group_size', 'pooled_size', 'par
 
 
 def _op_prefix():
-    from dcn.ops._library import OP_PREFIX
+    from dcn.ops import OP_PREFIX
     return OP_PREFIX
 
 

@@ -21,17 +21,11 @@ If no box survives the size filter, the whole image is proposed with score 0.
 import mxnet as mx
 import numpy as np
 
-from dcn.bbox import bbox_pred, clip_boxes
+from dcn.bbox import bbox_pred, clip_boxes, filter_boxes
 from dcn.rpn.assign_anchor import shifted_anchors
 from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
 
 __all__ = ['proposal_numpy', 'ProposalOperator', 'ProposalProp']
-
-
-def _filter_boxes(boxes, min_size):
-    ws = boxes[:, 2] - boxes[:, 0] + 1
-    hs = boxes[:, 3] - boxes[:, 1] + 1
-    return np.where((ws >= min_size) & (hs >= min_size))[0]
 
 
 def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
@@ -59,7 +53,7 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
 
     proposals = bbox_pred(anchors, deltas)
     proposals = clip_boxes(proposals, (im_info[0], im_info[1]))
-    keep = _filter_boxes(proposals, min_size * im_info[2])
+    keep = filter_boxes(proposals, min_size * im_info[2])
     proposals = proposals[keep, :]
     scores = scores[keep]
     if proposals.shape[0] == 0:

@@ -120,10 +120,8 @@ def gpu_nms_wrapper(thresh, device_id):
     try:
         from .gpu_nms import gpu_nms
     except ImportError as exc:
-        raise ImportError('gpu_nms_wrapper(device_id=%r): the CUDA NMS module dcn.nms.gpu_nms is not '
-                          'built (needs CUDA and nvcc; rebuild with `python lib/setup.py build_ext '
-                          '--inplace` on a CUDA machine) -- use cpu_nms_wrapper(thresh) instead'
-                          % (device_id,)) from exc
+        raise ImportError('gpu_nms_wrapper(device_id=%r): the CUDA NMS is unavailable (%s); '
+                          'use cpu_nms_wrapper(thresh) instead' % (device_id, exc)) from exc
 
     def _nms(dets):
         dets = _check_dets(dets)

@@ -1,0 +1,4 @@
+"""Evaluators: objects with ``reset()``, ``process(...)`` per image and ``evaluate() -> dict``.
+
+- :mod:`dcn.evaluation.sem_seg`: semantic segmentation (confusion matrix, IoU, mIoU).
+"""

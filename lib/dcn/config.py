@@ -302,15 +302,20 @@ def _finalize(cfg, path):
                                  '(e.g. \'4.83\'), got %r' % (path, cfg['TRAIN']['lr_step'])) from None
 
 
-def default_config():
-    """A fresh EasyDict holding the defaults (PIXEL_MEANS as a numpy array)."""
-    cfg = copy.deepcopy(DEFAULTS)
+def default_config(defaults=None):
+    """A fresh EasyDict holding the defaults (PIXEL_MEANS as a numpy array); ``defaults``
+    replaces :data:`DEFAULTS` (e.g. ``dcn.config_deeplab.add_deeplab_config(DEFAULTS)``)."""
+    cfg = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     _finalize(cfg, '<defaults>')
     return EasyDict(cfg)
 
 
-def load_config(path):
-    """Load the experiment YAML ``path`` over the defaults; returns an EasyDict."""
+def load_config(path, defaults=None):
+    """Load the experiment YAML ``path`` over the defaults; returns an EasyDict.
+
+    ``defaults`` (a nested dict in the form of :data:`DEFAULTS`) replaces the defaults, and
+    with them the set of accepted keys, for a network family with keys of its own (e.g.
+    ``dcn.config_deeplab.add_deeplab_config(DEFAULTS)``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError('config file not found: %s' % path)
@@ -319,7 +324,7 @@ def load_config(path):
             data = yaml.safe_load(f)
         except yaml.YAMLError as exc:
             raise ValueError('config %s: not valid YAML: %s' % (path, exc)) from None
-    cfg = copy.deepcopy(DEFAULTS)
+    cfg = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     seen = []
     if data is not None:
         _merge(cfg, data, '', path, seen)

@@ -73,7 +73,8 @@ def test_crop_keys_of_the_published_files():
     by_name = {os.path.basename(p): load_deeplab_config(p) for p in DEEPLAB_YAMLS}
     city = by_name['deeplab_resnet_v1_101_cityscapes_segmentation_dcn.yaml']
     voc = by_name['deeplab_resnet_v1_101_voc12_segmentation_base.yaml']
-    assert city.TRAIN.ENABLE_CROP is True and (city.TRAIN.CROP_HEIGHT, city.TRAIN.CROP_WIDTH) == (768, 1024)
+    assert city.TRAIN.ENABLE_CROP is True
+    assert (city.TRAIN.CROP_HEIGHT, city.TRAIN.CROP_WIDTH) == (768, 1024)
     assert voc.TRAIN.ENABLE_CROP is False and get_scales(voc) == [(360, 600)]
     assert city.symbol == 'resnet_v1_101_deeplab_dcn' and city.dataset.NUM_CLASSES == 19
     assert voc.dataset.dataset == 'PascalVOC' and voc.dataset.image_set == '2012_train_seg'

@@ -16,8 +16,8 @@ logger = logging.getLogger(__name__)
 _DATASETS = {'pascalvoc': PascalVOC, 'coco': coco, 'shapes': Shapes, 'cityscape': CityScape,
              'cityscapes': CityScape}
 
-__all__ = ['IMDB', 'PascalVOC', 'coco', 'Shapes', 'CityScape', 'SHAPES_CLASSES', 'get_imdb', 'load_gt_roidb',
-           'merge_roidb', 'filter_roidb']
+__all__ = ['IMDB', 'PascalVOC', 'coco', 'Shapes', 'CityScape', 'SHAPES_CLASSES', 'get_imdb',
+           'load_gt_roidb', 'merge_roidb', 'filter_roidb']
 
 
 def get_imdb(name, image_set, root_path, dataset_path, result_path=None):
@@ -25,7 +25,8 @@ def get_imdb(name, image_set, root_path, dataset_path, result_path=None):
     image set."""
     key = str(name).lower()
     if key not in _DATASETS:
-        raise ValueError('unknown dataset %r (expected one of PascalVOC, coco, Shapes, CityScape)' % (name,))
+        raise ValueError('unknown dataset %r (expected one of PascalVOC, coco, Shapes, CityScape)'
+                         % (name,))
     return _DATASETS[key](image_set, root_path, dataset_path, result_path=result_path)
 
 

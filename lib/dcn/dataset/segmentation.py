@@ -86,9 +86,9 @@ def voc_palette(num_cls=256):
 
 class SegmentationIMDB(object):
     """Mixin (listed before the IMDB base) for an IMDB with per-pixel labels. The class
-    provides ``segmentation_path_from_index(index)`` (the label PNG's path) and may set ``seg_eval_resize`` ('gt_to_pred':
-    the ground truth is resized to the prediction, as the original's VOC; 'pred_to_gt' as its
-    Cityscapes) and override ``palette()``."""
+    provides ``segmentation_path_from_index(index)`` (the label PNG's path) and may set
+    ``seg_eval_resize`` ('gt_to_pred': the ground truth is resized to the prediction, as the
+    original's VOC; 'pred_to_gt' as its Cityscapes) and override ``palette()``."""
 
     seg_eval_resize = 'gt_to_pred'
     ignore_label = IGNORE_LABEL

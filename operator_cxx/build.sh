@@ -69,8 +69,8 @@ EXTRA_DEFS=()
 
 # Sources (operator_cxx/README.md): per operator its arguments/shapes, CPU glue and GPU
 # glue; the registration is compiled once per library (GPU functions with DCN_WITH_CUDA).
-CPU_SOURCES=(dcn_attrs.cc dcn_ext.cc dcn_conv.cc dcn_conv_cpu.cc dcn_pool.cc dcn_pool_cpu.cc)
-GPU_SOURCES=(dcn_gpu.cc dcn_conv_gpu.cc dcn_pool_gpu.cc)
+CPU_SOURCES=(dcn_attrs.cc dcn_ext.cc dcn_conv.cc dcn_conv_cpu.cc dcn_pool.cc dcn_pool_cpu.cc dcn_fpn.cc dcn_fpn_cpu.cc)
+GPU_SOURCES=(dcn_gpu.cc dcn_conv_gpu.cc dcn_pool_gpu.cc dcn_fpn_gpu.cc)
 REGISTRATION_SOURCE=dcn_register.cc
 
 pids=()

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace dcn_ext {
 
@@ -26,6 +27,7 @@ enum class Op : int {
   kDeformablePSROIPooling,
   kPSROIPooling,
   kConv1x1DeformablePSROIPooling,
+  kFPNROIPooling,
 };
 
 struct OpInfo {
@@ -46,6 +48,7 @@ inline const OpInfo& op_info(Op k) {
       {"dcn_PSROIPooling", "PSROIPooling", false, false, false, false},
       {"dcn_Conv1x1DeformablePSROIPooling", "Conv1x1DeformablePSROIPooling", false, false, true,
        true},
+      {"dcn_FPNROIPooling", "FPNROIPooling", false, false, false, false},
   };
   return table[static_cast<int>(k)];
 }
@@ -67,6 +70,19 @@ struct PoolParam {
   bool no_trans, deformable;
   int n_in, n_out;
 };
+
+/*! \brief FPNROIPooling: levels P2, P3, ... with strides[i]; inputs data_p2.. (levels),
+ *  then (deformable) offset_pX_weight, offset_pX_bias per level, then rois */
+struct FPNParam {
+  std::vector<int> strides;
+  int levels, pooled, output_dim, samples;
+  double trans_std;
+  bool deformable;
+  int n_in;
+};
+
+/*! \brief parse + validate the arguments of FPNROIPooling (dcn_fpn.cc); throws AttrError */
+FPNParam parse_fpn(const Attrs& attrs);
 
 /*! \brief parse + validate the arguments of a deformable convolution; throws AttrError */
 ConvParam parse_conv(Op k, const Attrs& attrs);

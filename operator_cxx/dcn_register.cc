@@ -11,6 +11,8 @@
  *   dcn_Conv1x1DeformablePSROIPooling  (forward only, CPU: DeformablePSROIPooling with
  *                                       no_trans of a 1x1 Convolution, without the
  *                                       convolution's output map; test networks)
+ *   dcn_FPNROIPooling                  (the original FPN's fpn_roi_pooling: each RoI pooled
+ *                                       from one pyramid level; plain or deformable)
  *
  * Compiled twice: for libdcn_ops.so (CPU) and, with -DDCN_WITH_CUDA, for
  * libdcn_ops_cuda.so, which registers the GPU functions too.  The extension API
@@ -18,6 +20,7 @@
  * accumulated).
  */
 #include "dcn_conv.h"
+#include "dcn_fpn.h"
 #include "dcn_pool.h"
 
 using dcn_ext::Attrs;
@@ -87,11 +90,28 @@ mxnet::ext::CustomOp& pool_op() {
   return op;
 }
 
+mxnet::ext::CustomOp& fpn_op() {
+  using namespace dcn_ext;
+  constexpr Op K = Op::kFPNROIPooling;
+  mxnet::ext::CustomOp& op = add_op(K)
+      .setParseAttrs(parse_cb<K, fpn_parse_attrs>)
+      .setInferType(type_cb<K, fpn_infer_type>)
+      .setInferShape(shape_cb<K, fpn_infer_shape>)
+      .setForward(compute_cb<K, fpn_forward_cpu>, "cpu")
+      .setBackward(compute_cb<K, fpn_backward_cpu>, "cpu");
+#ifdef DCN_WITH_CUDA
+  op.setForward(compute_cb<K, fpn_forward_gpu>, "gpu")
+      .setBackward(compute_cb<K, fpn_backward_gpu>, "gpu");
+#endif
+  return op;
+}
+
 mxnet::ext::CustomOp& reg_conv = conv_op<Op::kDeformableConvolution>();
 mxnet::ext::CustomOp& reg_mconv = conv_op<Op::kModulatedDeformableConvolution>();
 mxnet::ext::CustomOp& reg_dpsroi = pool_op<Op::kDeformablePSROIPooling>();
 mxnet::ext::CustomOp& reg_psroi = pool_op<Op::kPSROIPooling>();
 mxnet::ext::CustomOp& reg_fused = pool_op<Op::kConv1x1DeformablePSROIPooling>();
+mxnet::ext::CustomOp& reg_fpn = fpn_op();
 
 }  // namespace
 

@@ -305,6 +305,94 @@ DCN_HD T psroi_mean(const T* plane, int W, const PSRoIBinCells& b) {
   return sum / static_cast<T>(area);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* RoI max pooling (MXNet ROIPooling) and FPN level assignment               */
+/* ------------------------------------------------------------------------ */
+
+/*! \brief round half away from zero to an integer, clamped to +-2^30 first (no overflow) */
+template <typename T>
+DCN_HD long roi_round(T v) {
+  const T lim = T(1073741824.0);
+  return static_cast<long>(round(dcn_min(dcn_max(v, -lim), lim)));
+}
+
+/*!
+ * \brief Cells [hs, he) x [ws, we) of output bin (ph, pw) of MXNet's ROIPooling: corners
+ * rounded after scaling, a RoI of at least 1 x 1 cell, bin b covering
+ * [floor(b * size / pooled), ceil((b + 1) * size / pooled)) from the rounded start, clipped
+ * to the map.  The bin is empty when he <= hs or we <= ws (the built-in outputs 0 there).
+ */
+struct RoIMaxBin {
+  int hs, he, ws, we;
+};
+
+template <typename T>
+DCN_HD RoIMaxBin roi_max_bin(const T* roi, T spatial_scale, int ph, int pw, int pooled_h,
+                             int pooled_w, int H, int W) {
+  const long sw = roi_round(roi[1] * spatial_scale), sh = roi_round(roi[2] * spatial_scale);
+  const long ew = roi_round(roi[3] * spatial_scale), eh = roi_round(roi[4] * spatial_scale);
+  const long rh = dcn_max(eh - sh + 1, 1L), rw = dcn_max(ew - sw + 1, 1L);
+  const T bh = static_cast<T>(rh) / static_cast<T>(pooled_h);
+  const T bw = static_cast<T>(rw) / static_cast<T>(pooled_w);
+  const long hs = static_cast<long>(floor(static_cast<T>(ph) * bh)) + sh;
+  const long ws = static_cast<long>(floor(static_cast<T>(pw) * bw)) + sw;
+  const long he = static_cast<long>(ceil(static_cast<T>(ph + 1) * bh)) + sh;
+  const long we = static_cast<long>(ceil(static_cast<T>(pw + 1) * bw)) + sw;
+  RoIMaxBin b;
+  b.hs = static_cast<int>(dcn_min(dcn_max(hs, 0L), static_cast<long>(H)));
+  b.he = static_cast<int>(dcn_min(dcn_max(he, 0L), static_cast<long>(H)));
+  b.ws = static_cast<int>(dcn_min(dcn_max(ws, 0L), static_cast<long>(W)));
+  b.we = static_cast<int>(dcn_min(dcn_max(we, 0L), static_cast<long>(W)));
+  return b;
+}
+
+/*!
+ * \brief Max over the cells of a ROIPooling bin as the built-in scans them: start value
+ * -FLT_MAX, row by row, a cell replaces the maximum only when strictly greater (NaN never
+ * does; the first of equal maxima wins).  *arg gets the flat cell index in the plane, -1
+ * when the bin is empty or no cell exceeded -FLT_MAX; the value is then 0 for an empty bin
+ * and -FLT_MAX otherwise (as the built-in).
+ */
+template <typename V, typename Load>
+DCN_HD V roi_max_scan(const RoIMaxBin& b, int W, const Load& load, long* arg) {
+  *arg = -1;
+  if (b.he <= b.hs || b.we <= b.ws) return V(0);
+  V m = V(-3.402823466e+38);
+  for (int y = b.hs; y < b.he; ++y) {
+    for (int x = b.ws; x < b.we; ++x) {
+      const long i = static_cast<long>(y) * W + x;
+      const V v = load(i);
+      if (v > m) {
+        m = v;
+        *arg = i;
+      }
+    }
+  }
+  return m;
+}
+
+/*!
+ * \brief FPN level index of a RoI (x1, y1, x2, y2 = roi[1..4]), as the original's
+ * fpn_roi_pooling.py: w = x2 - x1 + 1, h = y2 - y1 + 1,
+ * k = clip(floor(2 + log2(sqrt(w * h) / 224)), 0, num_levels - 1), level P(k + 2), computed
+ * in the type T of the RoIs like numpy on them (log2 correctly rounded to T).  A negative
+ * area (or NaN) has no level: returns -1 (the operators reject such a RoI first).
+ */
+template <typename T>
+DCN_HD int fpn_level(const T* roi, int num_levels) {
+  const T w = roi[3] - roi[1] + T(1);
+  const T h = roi[4] - roi[2] + T(1);
+  const T area = w * h;
+  if (!(area >= T(0))) return -1;
+  const T s = sqrt(area) / T(224);
+  const T l = static_cast<T>(log2(static_cast<double>(s)));
+  const T k = floor(T(2) + l);
+  if (!(k >= T(0))) return 0;  // also -inf (zero area)
+  if (k >= static_cast<T>(num_levels - 1)) return num_levels - 1;
+  return static_cast<int>(k);
+}
+
 }  // namespace dcn
 
 #endif  // DCN_SAMPLING_H_

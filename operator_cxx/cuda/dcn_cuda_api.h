@@ -87,6 +87,37 @@ int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_o
                            const void* top_count, void* grad_data, void* grad_trans,
                            void* workspace, int64_t workspace_bytes, void* stream);
 
+/* FPN RoI pooling (the FPNROIPooling operator): RoI r is pooled from level
+ * fpn_level(roi, levels) of ../dcn_sampling.h only.  data[l] (N, C, H[l], W[l]);
+ * deformable: weight[l] (2 P^2, P^2 C), bias[l] (2 P^2), C = output channels.  `data`,
+ * `weight`, `bias`, `grad_data`, `grad_weight`, `grad_bias` are host arrays of `levels`
+ * device pointers (weight / bias: NULL when not deformable).  out / grad_out (R, C, P, P).
+ * Plain: ROIPooling (max); deformable: DeformablePSROIPooling no_trans (group 1, part P)
+ * -> FullyConnected (the level's weight, bias) -> DeformablePSROIPooling with that trans.
+ * A RoI without a level (negative area) or outside the batch pools to zeros and gets no
+ * gradient; the operator rejects such RoIs on the host first. */
+#define DCN_FPN_MAX_LEVELS 8
+typedef struct dcn_fpn_geom {
+  int levels, N, C;
+  int H[DCN_FPN_MAX_LEVELS], W[DCN_FPN_MAX_LEVELS];
+  double spatial_scale[DCN_FPN_MAX_LEVELS]; /* 1 / stride of each level */
+  int R, pooled, samples, deformable;
+  double trans_std;
+} dcn_fpn_geom;
+
+/* Workspace (device bytes) of forward (backward = 0) or backward (1); -1 if g is invalid. */
+int64_t dcn_cuda_fpn_workspace_bytes(const dcn_fpn_geom* g, int dtype, int backward);
+
+int dcn_cuda_fpn_forward(const dcn_fpn_geom* g, int dtype, const void* const* data,
+                         const void* const* weight, const void* const* bias, const void* rois,
+                         void* out, void* workspace, int64_t workspace_bytes, void* stream);
+
+int dcn_cuda_fpn_backward(const dcn_fpn_geom* g, int dtype, const void* grad_out,
+                          const void* const* data, const void* const* weight,
+                          const void* const* bias, const void* rois, void* const* grad_data,
+                          void* const* grad_weight, void* const* grad_bias, void* workspace,
+                          int64_t workspace_bytes, void* stream);
+
 /* Fill `bytes` bytes at device pointer `ptr` with zeros (on `stream`). */
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream);
 

@@ -14,7 +14,8 @@ KERNEL_LIB = os.path.join(ROOT, 'lib', 'dcn', 'ops', 'libdcn_cuda_kernels.so')
 F32, F64, F16 = 0, 1, 2
 ENTRY_POINTS = ('dcn_cuda_conv_workspace_bytes', 'dcn_cuda_conv_forward', 'dcn_cuda_conv_backward',
                 'dcn_cuda_pool_forward', 'dcn_cuda_pool_workspace_bytes',
-                'dcn_cuda_pool_backward', 'dcn_cuda_zero',
+                'dcn_cuda_pool_backward', 'dcn_cuda_fpn_workspace_bytes',
+                'dcn_cuda_fpn_forward', 'dcn_cuda_fpn_backward', 'dcn_cuda_zero',
                 'dcn_cuda_copy_to_host',
                 'dcn_cuda_nms', 'dcn_cuda_device_count', 'dcn_cuda_set_allow_tf32',
                 'dcn_cuda_last_error')
@@ -33,6 +34,17 @@ class PoolGeom(ctypes.Structure):
                 [('spatial_scale', ctypes.c_double), ('trans_std', ctypes.c_double)])
 
 
+FPN_MAX_LEVELS = 8
+
+
+class FpnGeom(ctypes.Structure):
+    _fields_ = ([(n, ctypes.c_int) for n in ('levels', 'N', 'C')] +
+                [('H', ctypes.c_int * FPN_MAX_LEVELS), ('W', ctypes.c_int * FPN_MAX_LEVELS),
+                 ('spatial_scale', ctypes.c_double * FPN_MAX_LEVELS)] +
+                [(n, ctypes.c_int) for n in ('R', 'pooled', 'samples', 'deformable')] +
+                [('trans_std', ctypes.c_double)])
+
+
 _P = ctypes.c_void_p
 _SIGS = {
     'dcn_cuda_conv_workspace_bytes': (ctypes.c_int64, [ctypes.POINTER(ConvGeom), ctypes.c_int]),
@@ -44,6 +56,12 @@ _SIGS = {
     'dcn_cuda_pool_workspace_bytes': (ctypes.c_int64, [ctypes.POINTER(PoolGeom), ctypes.c_int]),
     'dcn_cuda_pool_backward': (ctypes.c_int, [ctypes.POINTER(PoolGeom), ctypes.c_int] +
                                [_P] * 8 + [ctypes.c_int64, _P]),
+    'dcn_cuda_fpn_workspace_bytes': (ctypes.c_int64, [ctypes.POINTER(FpnGeom), ctypes.c_int,
+                                                       ctypes.c_int]),
+    'dcn_cuda_fpn_forward': (ctypes.c_int, [ctypes.POINTER(FpnGeom), ctypes.c_int] + [_P] * 5 +
+                             [_P, ctypes.c_int64, _P]),
+    'dcn_cuda_fpn_backward': (ctypes.c_int, [ctypes.POINTER(FpnGeom), ctypes.c_int] + [_P] * 8 +
+                              [_P, ctypes.c_int64, _P]),
     'dcn_cuda_zero': (ctypes.c_int, [_P, ctypes.c_int64, _P]),
     'dcn_cuda_copy_to_host': (ctypes.c_int, [_P, _P, ctypes.c_int64, _P]),
     'dcn_cuda_nms': (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_double, ctypes.c_int, _P, _P]),
@@ -92,3 +110,21 @@ def pool_geom(N, C, H, W, R, output_dim, pooled_size, spatial_scale, group_size=
     return PoolGeom(N, C, H, W, R, output_dim, group, pooled_size, part_size or pooled_size,
                     sample_per_part, num_classes, int(no_trans), int(deformable),
                     spatial_scale, trans_std)
+
+
+def fpn_geom(N, C, hw, strides, R, pooled=7, samples=4, deformable=False, trans_std=0.1):
+    """FpnGeom of maps of sizes hw[l] = (H, W) with the given strides."""
+    g = FpnGeom()
+    g.levels, g.N, g.C = len(strides), N, C
+    for l, ((h, w), s) in enumerate(zip(hw, strides)):
+        g.H[l], g.W[l], g.spatial_scale[l] = h, w, 1.0 / s
+    g.R, g.pooled, g.samples, g.deformable, g.trans_std = R, pooled, samples, int(deformable), \
+        trans_std
+    return g
+
+
+def pointer_array(ptrs):
+    """A C array of pointers (host memory) for the per-level arguments; None stays NULL."""
+    if ptrs is None:
+        return None
+    return ctypes.cast((_P * len(ptrs))(*ptrs), _P)

@@ -1,13 +1,14 @@
 """Training-graph operators (MXNet CustomOps) and their symbol builders.
 
-Importing this package registers the CustomOps ``proposal``, ``proposal_target``
-and ``BoxAnnotatorOHEM``.  Configuration reaches the operators as plain numbers
+Importing this package registers the CustomOps ``proposal``, ``pyramid_proposal``,
+``proposal_target`` and ``BoxAnnotatorOHEM``.  Configuration reaches the operators as plain numbers
 and strings only, so symbols stay serialisable to JSON.  None of them
 propagates gradients (their input gradients are zero).
 """
 import mxnet as mx
 
 from dcn.layers import proposal as _proposal  # noqa: F401  (registers 'proposal')
+from dcn.layers import pyramid_proposal as _pyramid_proposal  # noqa: F401
 from dcn.layers import proposal_target as _proposal_target  # noqa: F401
 from dcn.layers import box_annotator_ohem as _box_annotator_ohem  # noqa: F401
 from dcn.config import original_quirks

@@ -25,15 +25,18 @@ from dcn.bbox import bbox_pred, clip_boxes, filter_boxes
 from dcn.rpn.assign_anchor import shifted_anchors
 from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
 
-__all__ = ['proposal_numpy', 'ProposalOperator', 'ProposalProp']
+__all__ = ['proposal_numpy', 'level_proposals', 'select_proposals', 'ProposalOperator',
+           'ProposalProp']
 
 
-def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
-                    pre_nms_top_n, post_nms_top_n, nms_thresh, min_size, nms=None,
-                    random_pad=False):
-    """Proposals of one image. ``cls_prob`` (2A, H, W), ``bbox_deltas`` (4A, H, W).
+def level_proposals(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios, min_size):
+    """Decoded proposals of one feature map of one image, before any sorting.
 
-    Returns (post_nms_top_n, 4) boxes and (post_nms_top_n,) scores.
+    ``cls_prob`` (2A, H, W), ``bbox_deltas`` (4A, H, W): the maps are cropped to the
+    image's own extent ``int(im_info / feat_stride)``, anchors (stride ``feat_stride``)
+    decoded with the deltas, clipped to the image and boxes smaller than
+    ``min_size * im_info[2]`` dropped.  Returns (n, 4) boxes and (n,) foreground scores in
+    anchor order ((h * W + w) * A + a).
     """
     num_anchors = len(scales) * len(ratios)
     if cls_prob.shape[0] != 2 * num_anchors or bbox_deltas.shape[0] != 4 * num_anchors:
@@ -54,8 +57,17 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
     proposals = bbox_pred(anchors, deltas)
     proposals = clip_boxes(proposals, (im_info[0], im_info[1]))
     keep = filter_boxes(proposals, min_size * im_info[2])
-    proposals = proposals[keep, :]
-    scores = scores[keep]
+    return proposals[keep, :], scores[keep]
+
+
+def select_proposals(proposals, scores, im_info, pre_nms_top_n, post_nms_top_n, nms,
+                     random_pad=False):
+    """Sort, cut to ``pre_nms_top_n``, NMS, keep ``post_nms_top_n`` (padded when short).
+
+    The order is the original's, ties included: numpy's default ``argsort`` of the float32
+    scores, reversed.  With no proposal at all, the whole image is proposed with score 0.
+    Returns (post_nms_top_n, 4) boxes and (post_nms_top_n,) scores (float32).
+    """
     if proposals.shape[0] == 0:
         proposals = np.array([[0, 0, im_info[1] - 1, im_info[0] - 1]], dtype=np.float32)
         scores = np.zeros((1,), dtype=np.float32)
@@ -67,8 +79,6 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
     proposals = proposals[order, :]
     scores = scores[order]
 
-    if nms is None:
-        nms = nms_function(nms_thresh)
     dets = np.hstack((proposals, scores[:, np.newaxis])).astype(np.float32)
     keep = np.asarray(nms(dets), dtype=np.int64)
     if post_nms_top_n > 0:
@@ -79,6 +89,21 @@ def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
         elif len(keep) < post_nms_top_n:
             keep = np.resize(keep, post_nms_top_n)
     return proposals[keep, :].astype(np.float32), scores[keep].astype(np.float32)
+
+
+def proposal_single(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios,
+                    pre_nms_top_n, post_nms_top_n, nms_thresh, min_size, nms=None,
+                    random_pad=False):
+    """Proposals of one image. ``cls_prob`` (2A, H, W), ``bbox_deltas`` (4A, H, W).
+
+    Returns (post_nms_top_n, 4) boxes and (post_nms_top_n,) scores.
+    """
+    proposals, scores = level_proposals(cls_prob, bbox_deltas, im_info, feat_stride, scales,
+                                        ratios, min_size)
+    if nms is None:
+        nms = nms_function(nms_thresh)
+    return select_proposals(proposals, scores, im_info, pre_nms_top_n, post_nms_top_n, nms,
+                            random_pad)
 
 
 def proposal_numpy(cls_prob, bbox_pred_map, im_info, feat_stride=16, scales=(8, 16, 32),

@@ -11,7 +11,10 @@
   these or MXNet's ``mx.sym.contrib`` ones;
 - ``Conv1x1DeformablePSROIPooling`` (``nd`` and ``sym``; no built-in counterpart): the
   ``no_trans`` DeformablePSROIPooling of a 1x1 convolution computed without the
-  convolution's output map (forward only, CPU), used by the CPU test networks.
+  convolution's output map (forward only, CPU), used by the CPU test networks;
+- ``FPNROIPooling`` (``nd`` and ``sym``; the original FPN's ``fpn_roi_pooling``): each RoI
+  pooled from its feature-pyramid level (``data_p2`` ...), plain (ROIPooling) or deformable
+  (per-level offset FC ``offset_p2_weight`` / ``offset_p2_bias`` ...), CPU and GPU.
 
 Inputs may be float32, float64 or float16 (computed in float32). The operators are
 registered in MXNet as ``dcn_<X>``. If the library is missing or was built

@@ -26,8 +26,8 @@ OP_PREFIX = 'dcn_'
 OP_NAMES = ('DeformableConvolution', 'ModulatedDeformableConvolution',
             'DeformablePSROIPooling', 'PSROIPooling')
 #: operators of the project only (no mx.contrib counterpart): forward-only fusions for the
-#: test networks on the CPU
-EXTRA_OP_NAMES = ('Conv1x1DeformablePSROIPooling',)
+#: test networks on the CPU, and the feature-pyramid RoI pooling of FPN
+EXTRA_OP_NAMES = ('Conv1x1DeformablePSROIPooling', 'FPNROIPooling')
 
 _lock = threading.Lock()
 _state = {'loaded': False, 'error': None}

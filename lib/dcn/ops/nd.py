@@ -5,8 +5,6 @@ from . import _common as C
 from ._library import nd_op
 
 
-_NDIM = C.INPUT_NDIM
-
 
 def _check(op, inputs):
     arrays = []
@@ -16,9 +14,9 @@ def _check(op, inputs):
         if not isinstance(value, mx.nd.NDArray):
             raise TypeError('%s: input %r must be an mxnet NDArray, got %s'
                             % (op, name, type(value).__name__))
-        if value.ndim != _NDIM[name]:
+        if value.ndim != C.input_ndim(name):
             raise mx.base.MXNetError('%s: input %r must be %d-D, got shape %s'
-                                     % (op, name, _NDIM[name], value.shape))
+                                     % (op, name, C.input_ndim(name), value.shape))
         if value.size == 0:
             raise mx.base.MXNetError('%s: input %r must not be empty, got shape %s'
                                      % (op, name, value.shape))
@@ -89,4 +87,22 @@ def PSROIPooling(data=None, rois=None, out=None, name=None, **kwargs):
     op = 'PSROIPooling'
     params = C.op_params(op, C.PSROI_PARAMS, kwargs)
     arrays = _check(op, [('data', data), ('rois', rois)])
+    return nd_op(op)(*arrays, out=out, **params)
+
+
+def FPNROIPooling(rois=None, out=None, name=None, **kwargs):
+    """RoI pooling on a feature pyramid (the original FPN's ``fpn_roi_pooling``): each RoI
+    is pooled from the level k = clip(floor(2 + log2(sqrt(w h) / 224)), 0, levels - 1) only.
+
+    Inputs by keyword: ``data_p2``, ``data_p3``, ... (one map per entry of ``feat_strides``,
+    default (4, 8, 16, 32)), ``rois`` (R, 5); with ``with_deformable=True`` also
+    ``offset_p2_weight`` (2 P^2, P^2 C), ``offset_p2_bias`` (2 P^2), ... per level.
+    Arguments: ``feat_strides``, ``pooled_size`` (P, 7), ``with_deformable`` (False),
+    ``output_dim`` (256, the channels of the maps when deformable), ``sample_per_part`` (4),
+    ``trans_std`` (0.1).  Plain: ROIPooling (max); deformable: DeformablePSROIPooling
+    no_trans -> FullyConnected with the level's offset weights -> DeformablePSROIPooling
+    with those offsets.  Output (R, C, P, P) in RoI order."""
+    op = 'FPNROIPooling'
+    inputs, params = C.fpn_split(op, kwargs)
+    arrays = _check(op, C.fpn_inputs(op, inputs, rois, params))
     return nd_op(op)(*arrays, out=out, **params)

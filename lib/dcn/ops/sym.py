@@ -27,7 +27,7 @@ def _check(op, inputs, name, attr):
         if value.get_children() is None and value.attr('__shape__') is None:
             # a variable: declare its rank (see the module docstring)
             unknown = -1 if mx.util.is_np_shape() else 0
-            value._set_attr(__shape__=str((unknown,) * C.INPUT_NDIM[arg]))
+            value._set_attr(__shape__=str((unknown,) * C.input_ndim(arg)))
         syms.append(value)
     return syms
 
@@ -91,4 +91,15 @@ def PSROIPooling(data=None, rois=None, name=None, attr=None, **kwargs):
     params = C.op_params(op, C.PSROI_PARAMS, kwargs)
     name = _name(name, op.lower())
     syms = _check(op, [('data', data), ('rois', rois)], name, attr)
+    return sym_op(op)(*syms, name=name, attr=attr, **params)
+
+
+def FPNROIPooling(rois=None, name=None, attr=None, **kwargs):
+    """FPN RoI pooling symbol (see :func:`dcn.ops.nd.FPNROIPooling`); omitted inputs are
+    created as ``<name>_data_p2``, ``<name>_offset_p2_weight``, ... (a network passes its own
+    ``offset_p2_weight`` ... variables)."""
+    op = 'FPNROIPooling'
+    inputs, params = C.fpn_split(op, kwargs)
+    name = _name(name, op.lower())
+    syms = _check(op, C.fpn_inputs(op, inputs, rois, params), name, attr)
     return sym_op(op)(*syms, name=name, attr=attr, **params)

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 
+#include "../dcn_cuda_fpn.h"
 #include "../dcn_cuda_impl.h"
 
 namespace {
@@ -91,6 +92,26 @@ int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_o
                            int64_t ws_bytes, void* stream) {
   return dcn::gpu::capi_pool_backward(EmuBackend(), g, dtype, grad_out, data, rois, trans,
                                       top_count, grad_data, grad_trans, ws, ws_bytes);
+}
+
+int64_t dcn_cuda_fpn_workspace_bytes(const dcn_fpn_geom* g, int dtype, int backward) {
+  return dcn::gpu::capi_fpn_workspace_bytes(g, dtype, backward);
+}
+
+int dcn_cuda_fpn_forward(const dcn_fpn_geom* g, int dtype, const void* const* data,
+                         const void* const* weight, const void* const* bias, const void* rois,
+                         void* out, void* ws, int64_t ws_bytes, void* stream) {
+  return dcn::gpu::capi_fpn_forward(EmuBackend(), g, dtype, data, weight, bias, rois, out, ws,
+                                    ws_bytes);
+}
+
+int dcn_cuda_fpn_backward(const dcn_fpn_geom* g, int dtype, const void* grad_out,
+                          const void* const* data, const void* const* weight,
+                          const void* const* bias, const void* rois, void* const* grad_data,
+                          void* const* grad_weight, void* const* grad_bias, void* ws,
+                          int64_t ws_bytes, void* stream) {
+  return dcn::gpu::capi_fpn_backward(EmuBackend(), g, dtype, grad_out, data, weight, bias, rois,
+                                     grad_data, grad_weight, grad_bias, ws, ws_bytes);
 }
 
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {

@@ -14,9 +14,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
 if not os.path.isdir(REF):
     REF = '/work/shared/reference-configs'
-# the families built here; the FPN and DeepLab files come with those families
+# the families built here; the FPN files come with that family
 REF_FILES = sorted(glob.glob(os.path.join(REF, 'rfcn', '*.yaml')) +
-                   glob.glob(os.path.join(REF, 'faster_rcnn', '*.yaml')))
+                   glob.glob(os.path.join(REF, 'faster_rcnn', '*.yaml')) +
+                   glob.glob(os.path.join(REF, 'deeplab', '*.yaml')))
+
+
+def load_experiment(path):
+    """Load ``experiments/<family>/cfgs/<file>`` as the family's entry points do."""
+    from dcn.tools.main import load_family_config
+    family = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
+    return load_family_config(family, path)
 
 
 def _rel(path):
@@ -34,7 +42,7 @@ def test_reference_configs_kept_verbatim(ref):
     with open(ours) as f:
         got = yaml.safe_load(f)
     assert got == want
-    load_config(ours)   # every key is known to the loader
+    load_experiment(ours)   # every key is known to the loader
 
 
 SHAPES = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*', 'cfgs', 'shapes*.yaml')))
@@ -45,10 +53,38 @@ def test_shapes_configs_present():
     assert names == {'rfcn/cfgs/shapes_rfcn_dcn.yaml', 'rfcn/cfgs/shapes_rfcn.yaml',
                      'rfcn/cfgs/shapes_mini_rfcn_dcn.yaml',
                      'faster_rcnn/cfgs/shapes_rcnn_dcn.yaml', 'faster_rcnn/cfgs/shapes_rcnn.yaml',
-                     'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml'}
+                     'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml',
+                     'deeplab/cfgs/shapes_deeplab.yaml', 'deeplab/cfgs/shapes_deeplab_dcn.yaml',
+                     'deeplab/cfgs/shapes_mini_deeplab.yaml'}
 
 
-@pytest.mark.parametrize('path', SHAPES, ids=os.path.basename)
+SEG_SHAPES = [p for p in SHAPES if '/deeplab/' in p]
+
+
+@pytest.mark.parametrize('path', SEG_SHAPES, ids=os.path.basename)
+def test_shapes_segmentation_configs_consistent(path):
+    from dcn.dataset import shapes
+    cfg = load_experiment(path)
+    assert cfg.dataset.dataset == 'Shapes'
+    assert cfg.dataset.NUM_CLASSES == shapes.NUM_CLASSES
+    assert cfg.gpus == '' and cfg.network.pretrained == ''
+    assert cfg.network.FIXED_PARAMS == []
+    mini = '_mini_' in os.path.basename(path)
+    assert (cfg.dataset.image_set, cfg.dataset.test_image_set) == (
+        ('minitrain', 'minitest') if mini else ('train', 'test'))
+    assert cfg.TEST.test_epoch == cfg.TRAIN.end_epoch
+    steps = [float(s) for s in cfg.TRAIN.lr_step.split(',')]
+    assert all(0 < s <= cfg.TRAIN.end_epoch for s in steps)
+    module = importlib.import_module('deeplab.symbols.%s' % cfg.symbol)
+    assert hasattr(module, cfg.symbol)
+    assert cfg.symbol.startswith('resnet_v1_18_deeplab')
+    assert cfg.symbol.endswith('_dcn') == os.path.basename(path).endswith('_dcn.yaml')
+    # the DeepLab defaults are in effect (keys the detection defaults lack)
+    assert cfg.TRAIN.ENABLE_CROP is False
+
+
+@pytest.mark.parametrize('path', [p for p in SHAPES if p not in SEG_SHAPES],
+                         ids=os.path.basename)
 def test_shapes_configs_consistent(path):
     from dcn.dataset import shapes
     cfg = load_config(path)
@@ -89,12 +125,17 @@ def test_scripts_point_at_existing_configs(script):
     assert os.path.isfile(os.path.join(ROOT, m.group(1))), m.group(1)
     entry = re.search(r'(experiments/\S+\.py)', text).group(1)
     assert entry in ('experiments/rfcn/rfcn_end2end_train_test.py',
-                     'experiments/faster_rcnn/rcnn_end2end_train_test.py')
+                     'experiments/faster_rcnn/rcnn_end2end_train_test.py',
+                     'experiments/deeplab/deeplab_train_test.py')
+    # the entry point of the script's own family folder
+    assert entry.split('/')[1] == m.group(1).split('/')[1]
     assert os.access(script, os.X_OK)
 
 
 def test_one_script_per_published_experiment():
     names = {os.path.basename(s) for s in SCRIPTS}
     for n in ('rfcn_dcn_coco', 'rfcn_coco', 'rfcn_dcn_voc', 'rfcn_voc', 'rcnn_dcn_coco',
-              'rcnn_coco', 'rcnn_dcn_voc', 'rcnn_voc', 'shapes_rfcn_dcn', 'shapes_rcnn_dcn'):
+              'rcnn_coco', 'rcnn_dcn_voc', 'rcnn_voc', 'shapes_rfcn_dcn', 'shapes_rcnn_dcn',
+              'deeplab_cityscapes', 'deeplab_dcn_cityscapes', 'deeplab_voc', 'deeplab_dcn_voc',
+              'shapes_deeplab', 'shapes_deeplab_dcn'):
         assert n + '.sh' in names

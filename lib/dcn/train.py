@@ -1,10 +1,14 @@
-"""Shared end-to-end training loop for R-FCN and Faster R-CNN.
+"""Shared end-to-end training loop for R-FCN, Faster R-CNN and DeepLab.
 
 ``train_net(cfg, 'rfcn' | 'faster_rcnn', cfg_name)`` trains the network
 ``<symbol_package>.symbols.<cfg.symbol>`` on ``cfg.dataset.image_set`` and writes
 ``<output_path>/<cfg name>/<image_set>/<model_prefix>-%04d.params`` after every
 epoch (box-regression layers un-normalised, written atomically), plus a log
 file holding the configuration and the training speed/metrics.
+
+A model may provide its task's pieces: ``load_train_db(cfg, image_set)`` (the training
+records; default the detection roidb), ``build_train_loader``, ``train_metrics(cfg)``
+(default the detection metrics) and ``max_train_shapes(cfg, loader, batch_size)``.
 
 Distributed training: ``rank`` / ``num_workers`` shard the roidb and only rank 0
 writes checkpoints; a ``dist_*`` kvstore gives both when they are not passed.
@@ -390,6 +394,8 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     sym_instance = get_symbol_instance(symbol_package, cfg)
     sym = sym_instance.get_symbol(cfg, is_train=True)
 
+    if roidb is None and hasattr(sym_instance, 'load_train_db'):
+        roidb = sym_instance.load_train_db(cfg, image_set)  # the task's own records
     if roidb is None:
         from dcn.dataset import filter_roidb, load_gt_roidb
         _, roidb = load_gt_roidb(cfg, image_set, flip=cfg.TRAIN.FLIP)
@@ -447,7 +453,8 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
     mod = mx.mod.Module(sym, data_names=data_names, label_names=label_names, logger=logger,
                         context=ctx, fixed_param_names=fixed)
     if bind_max_shapes:
-        max_data, max_label = _max_shapes(cfg, loader, batch_size)
+        max_shapes = getattr(sym_instance, 'max_train_shapes', None) or _max_shapes
+        max_data, max_label = max_shapes(cfg, loader, batch_size)
         mod.bind(max_data, max_label, for_training=True)
     else:
         mod.bind(data_shapes, label_shapes, for_training=True)
@@ -479,7 +486,10 @@ def _fit(cfg, sym, sym_instance, loader, ctx, batch_size, prefix, logger, kvstor
                 opt_states = _module_states(mod, opt_states)
             _updater(mod).set_states(opt_states)
 
-    metric = get_train_metrics(cfg, getattr(sym_instance, 'names', None))
+    if hasattr(sym_instance, 'train_metrics'):
+        metric = sym_instance.train_metrics(cfg)
+    else:
+        metric = get_train_metrics(cfg, getattr(sym_instance, 'names', None))
     speedometer = Speedometer(batch_size, frequent or cfg.default.frequent, logger)
     checkpoint = do_checkpoint(prefix, cfg.TRAIN.BBOX_MEANS, cfg.TRAIN.BBOX_STDS, logger,
                                bbox_layers=bbox_layers)

@@ -100,11 +100,50 @@ class DeepLab(object):
     deformable = False
     fc6_hidden = 1024
 
+    #: no box-regression layers (nothing is (un)normalised in the checkpoints)
+    bbox_layers = ()
+
     def __init__(self):
         self.sym = None
         self.arg_shape_dict = None
         self.out_shape_dict = None
         self.aux_shape_dict = None
+
+    # ------------------------------------------------------------------ pipeline
+    def load_train_db(self, cfg, image_set):
+        """The training segdb of ``image_set`` ('+'-combined), mirrored copies appended
+        with ``TRAIN.FLIP``."""
+        from dcn.dataset.segmentation import load_gt_segdb
+        return load_gt_segdb(cfg, image_set, flip=cfg.TRAIN.FLIP)[1]
+
+    def build_train_loader(self, sym, segdb, cfg, batch_size, ctx, seed):
+        """Training batches ``data`` / ``label`` (:class:`dcn.seg_loader.SegTrainLoader`)."""
+        from dcn.seg_loader import SegTrainLoader
+        return SegTrainLoader(segdb, cfg, batch_size=batch_size, shuffle=cfg.TRAIN.SHUFFLE,
+                              ctx=ctx, seed=seed)
+
+    def train_metrics(self, cfg):
+        """Pixel accuracy and log loss of the ``softmax`` output."""
+        from dcn.seg_loader import get_seg_train_metrics
+        return get_seg_train_metrics(self.names)
+
+    def max_train_shapes(self, cfg, loader, batch_size):
+        """(data shapes, label shapes) of the largest training input: the crop with
+        ``TRAIN.ENABLE_CROP``, else the largest resized image (``SCALES``)."""
+        from dcn.config import get_scales
+        if cfg.TRAIN.get('ENABLE_CROP', False):
+            h, w = int(cfg.TRAIN.CROP_HEIGHT), int(cfg.TRAIN.CROP_WIDTH)
+        else:
+            scales = get_scales(cfg)
+            h = max(max(s) for s in scales)
+            w = h
+        return [('data', (batch_size, 3, h, w))], [('label', (batch_size, 1, h, w))]
+
+    @staticmethod
+    def test_net(*args, **kwargs):
+        """Test a checkpoint (:func:`dcn.engine.seg_tester.test_segmentation`)."""
+        from dcn.engine.seg_tester import test_segmentation
+        return test_segmentation(*args, **kwargs)
 
     # ------------------------------------------------------------------ network
     def _num_classes(self, cfg):

@@ -54,11 +54,12 @@ def parse_test_args(argv=None):
 
 def load_family_config(symbol_package, path):
     """Import the family package (which may register its own config keys), then load
-    ``path``."""
+    ``path`` with the package's ``load_config`` (its own defaults, e.g. DeepLab's) or, when
+    it has none, :func:`dcn.config.load_config`."""
     import importlib
     from dcn.config import load_config
-    importlib.import_module(symbol_package)
-    return load_config(path)
+    package = importlib.import_module(symbol_package)
+    return getattr(package, 'load_config', load_config)(path)
 
 
 def _load(args, symbol_package):
@@ -123,9 +124,11 @@ def test_main(symbol_package, argv=None):
 
 def _test(symbol_package, argv):
     from dcn.tester import test_net
-    from dcn.train import create_logger, output_dir
+    from dcn.train import create_logger, get_symbol_instance, output_dir
     args = parse_test_args(argv)
     cfg = _load(args, symbol_package)
+    # a model may name its task's tester (e.g. segmentation); detection by default
+    test_net = getattr(get_symbol_instance(symbol_package, cfg), 'test_net', test_net)
     name = cfg.config_name
     prefix = args.prefix or os.path.join(output_dir(cfg, name, cfg.dataset.image_set),
                                          cfg.TRAIN.model_prefix or 'e2e')

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Train then test: shapes_mini_deeplab
+set -e
+cd "$(dirname "$0")/../.."
+${PYTHON:-.venv/bin/python} experiments/deeplab/deeplab_train_test.py --cfg experiments/deeplab/cfgs/shapes_mini_deeplab.yaml "$@"

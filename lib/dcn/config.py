@@ -375,9 +375,10 @@ def _finalize(cfg, path):
                                  '(e.g. \'4.83\'), got %r' % (path, cfg['TRAIN']['lr_step'])) from None
 
 
-def default_config():
-    """A fresh EasyDict holding the defaults (PIXEL_MEANS as a numpy array)."""
-    cfg = copy.deepcopy(DEFAULTS)
+def default_config(defaults=None):
+    """A fresh EasyDict holding the defaults (PIXEL_MEANS as a numpy array); ``defaults``
+    replaces :data:`DEFAULTS` (e.g. ``dcn.config_deeplab.add_deeplab_config(DEFAULTS)``)."""
+    cfg = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     _finalize(cfg, '<defaults>')
     return EasyDict(cfg)
 
@@ -423,11 +424,16 @@ def config_files(path):
     return list(reversed(chain))
 
 
-def load_config(path):
+def load_config(path, defaults=None):
     """Load the experiment YAML ``path`` (after its ``_BASE_`` files) over the defaults;
-    returns an EasyDict. Each file's keys are checked and errors name the file setting them."""
+    returns an EasyDict. Each file's keys are checked and errors name the file setting them.
+
+    ``defaults`` (a nested dict in the form of :data:`DEFAULTS`) replaces the defaults, and
+    with them the set of accepted keys, for a network family with keys of its own (e.g.
+    ``dcn.config_deeplab.add_deeplab_config(DEFAULTS)``); :func:`register_defaults` adds a
+    family's keys to :data:`DEFAULTS` itself."""
     path = os.fspath(path)
-    cfg = copy.deepcopy(DEFAULTS)
+    cfg = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     seen = []
     for file_path, data in config_files(path):
         _merge(cfg, data, '', file_path, seen)

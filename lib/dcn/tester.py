@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
-from dcn.engine.evaluator import DetectionEvaluator
+from dcn.evaluation.detection import DetectionEvaluator
 from dcn.engine.predictor import (Predictor, class_boxes, decode_detections, nms_for_config,
                                   postprocess_detections)
 from dcn.modeling.names import DETECTION

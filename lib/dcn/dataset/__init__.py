@@ -1,10 +1,11 @@
-"""Detection datasets: PASCAL VOC, COCO and the synthetic Shapes dataset."""
+"""Datasets: PASCAL VOC, COCO, Cityscapes and the synthetic Shapes dataset."""
 import logging
 
 import numpy as np
 
 from dcn.config import original_quirks
 
+from .cityscapes import CityScape
 from .coco import coco
 from .imdb import IMDB, filter_roidb, merge_roidb
 from .pascal_voc import PascalVOC
@@ -12,17 +13,20 @@ from .shapes import SHAPES_CLASSES, Shapes
 
 logger = logging.getLogger(__name__)
 
-_DATASETS = {'pascalvoc': PascalVOC, 'coco': coco, 'shapes': Shapes}
+_DATASETS = {'pascalvoc': PascalVOC, 'coco': coco, 'shapes': Shapes, 'cityscape': CityScape,
+             'cityscapes': CityScape}
 
-__all__ = ['IMDB', 'PascalVOC', 'coco', 'Shapes', 'SHAPES_CLASSES', 'get_imdb', 'load_gt_roidb',
-           'merge_roidb', 'filter_roidb']
+__all__ = ['IMDB', 'PascalVOC', 'coco', 'Shapes', 'CityScape', 'SHAPES_CLASSES', 'get_imdb',
+           'load_gt_roidb', 'merge_roidb', 'filter_roidb']
 
 
 def get_imdb(name, image_set, root_path, dataset_path, result_path=None):
-    """Dataset ``name`` ('PascalVOC', 'coco' or 'Shapes', case-insensitive) for one image set."""
+    """Dataset ``name`` ('PascalVOC', 'coco', 'Shapes' or 'CityScape', case-insensitive) for one
+    image set."""
     key = str(name).lower()
     if key not in _DATASETS:
-        raise ValueError('unknown dataset %r (expected one of PascalVOC, coco, Shapes)' % (name,))
+        raise ValueError('unknown dataset %r (expected one of PascalVOC, coco, Shapes, CityScape)'
+                         % (name,))
     return _DATASETS[key](image_set, root_path, dataset_path, result_path=result_path)
 
 

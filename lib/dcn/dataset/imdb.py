@@ -89,10 +89,10 @@ class IMDB(object):
         raise NotImplementedError
 
     # -- roidb and its cache ------------------------------------------------------------
-    def _signature(self):
+    def _signature(self, sources=None):
         h = hashlib.sha1()
         h.update(('v%d|%s|%d' % (CACHE_VERSION, self.name, self.num_classes)).encode())
-        for p in self._annotation_sources():
+        for p in (self._annotation_sources() if sources is None else sources):
             try:
                 st = os.stat(p)
             except OSError:

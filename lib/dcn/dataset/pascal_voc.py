@@ -7,7 +7,10 @@ Expected layout::
     <devkit_path>/VOC2007/JPEGImages/<index>.jpg
 
 ``image_set`` is '<year>_<split>', e.g. '2007_trainval'; combine sets with '+' through
-``dcn.dataset.load_gt_roidb``.
+``dcn.dataset.load_gt_roidb``. For semantic segmentation (``gt_segdb``) the labels are
+``VOC<year>/SegmentationClass/<index>.png`` (palette PNGs, 0-20, 255 boundary) and the lists
+``ImageSets/Main/<split>.txt`` as the original, e.g. '2012_train_seg' for the SBD-augmented
+training list ``train_seg.txt`` and '2012_val_seg'.
 """
 import logging
 import os
@@ -15,6 +18,7 @@ import os
 import numpy as np
 
 from .imdb import IMDB, atomic_write_text, make_roidb_entry
+from .segmentation import SegmentationIMDB
 from .voc_eval import parse_voc_xml, voc_eval_class
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,9 @@ class VOCLayoutIMDB(IMDB):
         if not os.path.isfile(p):
             raise FileNotFoundError('%s: image not found: %s' % (self.name, p))
         return p
+
+    def segmentation_path_from_index(self, index):
+        return os.path.join(self.data_path, 'SegmentationClass', index + '.png')
 
     def annotation_path(self, index):
         return os.path.join(self.data_path, 'Annotations', index + '.xml')
@@ -189,7 +196,7 @@ class VOCLayoutIMDB(IMDB):
         logger.info('\n'.join(lines))
 
 
-class PascalVOC(VOCLayoutIMDB):
+class PascalVOC(SegmentationIMDB, VOCLayoutIMDB):
     """PASCAL VOC 2007/2012 from a VOCdevkit directory."""
 
     layout_help = ('  <devkit_path>/VOC<year>/Annotations/<index>.xml\n'

@@ -1,4 +1,5 @@
-"""Shapes: a synthetic detection dataset, generated deterministically on first use.
+"""Shapes: a synthetic detection and segmentation dataset, generated deterministically on
+first use.
 
 Images of filled shapes (ellipse, rectangle, triangle, star, cross) with varied size,
 aspect ratio, rotation and colour on textured backgrounds with distractor strokes, 1-5
@@ -8,10 +9,20 @@ objects per image, some overlapping. It is written in VOC layout under ``dataset
     <dataset_path>/Annotations/<index>.xml
     <dataset_path>/ImageSets/Main/<image_set>.txt
     <dataset_path>/JPEGImages/<index>.jpg
+    <dataset_path>/SegmentationClass/<index>.png   per-pixel class (version 2)
+    <dataset_path>/ImageSets/Segmentation/<image_set>.txt
 
 Image sets: ``train`` (600 images), ``test`` (200), ``minitrain`` (16), ``minitest`` (8);
 each set is generated from its own seed, so every set is reproducible on its own. With the
 background class, NUM_CLASSES = 6. Evaluation is VOC-style with the area metric.
+
+Segmentation labels (generator version 2): one 8-bit single-channel PNG per image holding
+the class index of every pixel (0 background, 1..5 as ``SHAPES_CLASSES``); where shapes
+overlap, the one drawn last (on top) wins. Shapes are filled without anti-aliasing, so every
+pixel belongs to exactly one class and no pixel is marked 255 (ignore), unlike VOC's boundary
+bands; the anti-aliased distractor strokes are background. Version 2 draws exactly the
+images and boxes of version 1 (the labels consume no random numbers); a version-1 dataset
+(no ``ImageSets/Segmentation/<image_set>.txt``) is regenerated set by set on first use.
 
 Generation writes into a temporary directory next to the dataset and moves the files in; the
 image set list is written last, so an interrupted run is simply redone.
@@ -27,12 +38,13 @@ import numpy as np
 
 from .imdb import atomic_write_text
 from .pascal_voc import VOCLayoutIMDB
+from .segmentation import SegmentationIMDB
 
 logger = logging.getLogger(__name__)
 
 SHAPES_CLASSES = ('__background__', 'ellipse', 'rectangle', 'triangle', 'star', 'cross')
 NUM_CLASSES = len(SHAPES_CLASSES)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = 'SHAPES_DATASET'
 
 # image set -> (number of images, seed)
@@ -126,9 +138,16 @@ def _iou_and_cover(b, others):
 
 def render_image(rng):
     """One random image: (BGR uint8 image, boxes (K, 4) inclusive pixels, class names)."""
+    im, boxes, names, _ = render_image_and_labels(rng)
+    return im, boxes, names
+
+
+def render_image_and_labels(rng):
+    """As :func:`render_image`, plus the (H, W) uint8 map of each pixel's class index."""
     h = int(rng.randint(IMAGE_SIZE_RANGE[0], IMAGE_SIZE_RANGE[1] + 1))
     w = int(rng.randint(IMAGE_SIZE_RANGE[0], IMAGE_SIZE_RANGE[1] + 1))
     im = _background(rng, h, w)
+    labels = np.zeros((h, w), dtype=np.uint8)
     n = int(rng.randint(1, MAX_OBJECTS + 1))
     boxes, names = [], []
     for _ in range(n):
@@ -161,12 +180,13 @@ def render_image(rng):
             im = np.where(mask[..., None] > 0,
                           np.clip(shade.astype(np.float64) + rng.normal(0, 4, size=shade.shape), 0, 255),
                           im).astype(np.uint8)
+            labels[mask > 0] = SHAPES_CLASSES.index(cls)
             boxes.append(box)
             names.append(cls)
             break
     if not boxes:
-        return render_image(rng)
-    return im, np.array(boxes, dtype=np.float64), names
+        return render_image_and_labels(rng)
+    return im, np.array(boxes, dtype=np.float64), names, labels
 
 
 def _polygon_area(poly):
@@ -187,58 +207,79 @@ def _annotation_xml(index, w, h, boxes, names):
             '%s</annotation>\n' % (index, w, h, ''.join(objs)))
 
 
+def _marker_text():
+    return 'Shapes synthetic detection dataset, generator version %d\n' % GENERATOR_VERSION
+
+
 def generate_shapes(dataset_path, image_set):
-    """Generate ``image_set`` of the Shapes dataset under ``dataset_path`` (if not present)."""
+    """Generate ``image_set`` of the Shapes dataset under ``dataset_path`` (if not present).
+
+    A set is complete when both its detection list ``ImageSets/Main/<set>.txt`` and its
+    segmentation list ``ImageSets/Segmentation/<set>.txt`` exist; a set made by generator
+    version 1 (detection only) is generated again, which rewrites the same images and
+    annotations and adds the label PNGs.
+    """
     if image_set not in IMAGE_SETS:
         raise ValueError('Shapes image_set must be one of %s, got %r' % (sorted(IMAGE_SETS), image_set))
     set_file = os.path.join(dataset_path, 'ImageSets', 'Main', image_set + '.txt')
+    seg_set_file = os.path.join(dataset_path, 'ImageSets', 'Segmentation', image_set + '.txt')
     marker = os.path.join(dataset_path, MARKER)
-    if os.path.isfile(set_file):
+    if os.path.isfile(set_file) and os.path.isfile(seg_set_file):
         return set_file
     if os.path.isdir(dataset_path) and os.listdir(dataset_path) and not os.path.isfile(marker):
         raise FileExistsError('Shapes: %s exists, is not empty and is not a Shapes dataset (no %s '
                               'marker); refusing to write into it -- choose another dataset_path'
                               % (dataset_path, MARKER))
     n, seed = IMAGE_SETS[image_set]
+    if os.path.isfile(set_file):
+        logger.info('Shapes: %s was made by an older generator; generating it again (version %d, '
+                    'same images, with segmentation labels)', image_set, GENERATOR_VERSION)
     logger.info('Shapes: generating %s (%d images) under %s', image_set, n, dataset_path)
     os.makedirs(dataset_path, exist_ok=True)
-    if not os.path.isfile(marker):
-        atomic_write_text(marker, 'Shapes synthetic detection dataset, generator version %d\n'
-                          % GENERATOR_VERSION)
+    with_marker = os.path.isfile(marker)
+    if not with_marker or open(marker).read() != _marker_text():
+        atomic_write_text(marker, _marker_text())
     tmp = tempfile.mkdtemp(prefix='.gen-%s-' % image_set, dir=dataset_path)
+    subs = ('Annotations', 'JPEGImages', 'SegmentationClass')
     try:
         rng = np.random.RandomState(seed)
-        os.makedirs(os.path.join(tmp, 'Annotations'))
-        os.makedirs(os.path.join(tmp, 'JPEGImages'))
+        for sub in subs:
+            os.makedirs(os.path.join(tmp, sub))
         index = []
         for i in range(n):
             name = '%s_%05d' % (image_set, i)
-            im, boxes, names = render_image(rng)
+            im, boxes, names, labels = render_image_and_labels(rng)
             if not cv2.imwrite(os.path.join(tmp, 'JPEGImages', name + '.jpg'), im,
                                [cv2.IMWRITE_JPEG_QUALITY, 95]):
                 raise IOError('Shapes: cannot write image under %s' % tmp)
+            if not cv2.imwrite(os.path.join(tmp, 'SegmentationClass', name + '.png'), labels):
+                raise IOError('Shapes: cannot write label image under %s' % tmp)
             with open(os.path.join(tmp, 'Annotations', name + '.xml'), 'w') as f:
                 f.write(_annotation_xml(name, im.shape[1], im.shape[0], boxes, names))
             index.append(name)
-        for sub in ('Annotations', 'JPEGImages'):
+        for sub in subs:
             dst = os.path.join(dataset_path, sub)
             os.makedirs(dst, exist_ok=True)
             for fn in os.listdir(os.path.join(tmp, sub)):
                 os.replace(os.path.join(tmp, sub, fn), os.path.join(dst, fn))
-        atomic_write_text(set_file, ''.join(s + '\n' for s in index))
+        listing = ''.join(s + '\n' for s in index)
+        atomic_write_text(set_file, listing)
+        atomic_write_text(seg_set_file, listing)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return set_file
 
 
-class Shapes(VOCLayoutIMDB):
-    """The synthetic Shapes dataset (VOC layout, area metric, generated on first use)."""
+class Shapes(SegmentationIMDB, VOCLayoutIMDB):
+    """The synthetic Shapes dataset (VOC layout, area metric, generated on first use); its
+    segmentation labels are scored as VOC's (ground truth resized to the prediction)."""
 
     use_07_metric = False
     layout_help = ('  <dataset_path>/SHAPES_DATASET\n'
                    '  <dataset_path>/Annotations/<index>.xml\n'
                    '  <dataset_path>/ImageSets/Main/<image_set>.txt\n'
-                   '  <dataset_path>/JPEGImages/<index>.jpg')
+                   '  <dataset_path>/JPEGImages/<index>.jpg\n'
+                   '  <dataset_path>/SegmentationClass/<index>.png')
 
     def __init__(self, image_set, root_path, dataset_path, result_path=None):
         dataset_path = os.fspath(dataset_path)

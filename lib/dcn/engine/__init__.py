@@ -1,2 +1,1 @@
-"""Engine: the predictor and detection post-processing, the trainer with its hooks, the
-evaluator interface."""
+"""Engine: the predictor and detection post-processing, bind-time graph rewrites."""

@@ -8,6 +8,8 @@ blocks are named ``res<stage><block>_branch<1|2a|2b|2c>`` with BatchNorm layers
 convolutions are dilated by 2. Optionally each res5 ``branch2b`` is a deformable convolution
 whose offsets are predicted by a plain convolution ``<layer>_offset``.
 """
+import copy
+
 import mxnet as mx
 
 __all__ = ['ResNetSpec', 'RESNET_V1_101', 'RESNET_V1_50', 'RESNET_V1_18_SMALL',
@@ -26,10 +28,16 @@ class ResNetSpec(object):
     frozen_bn:       BatchNorm always uses its moving statistics (fine-tuning a
                      pre-trained model); otherwise batch statistics are used for training.
     num_deformable_group: deformable groups of the res5 deformable convolutions.
+    offset_dilated:  the offset convolutions take the dilation (and padding) of the layer
+                     they serve (R-FCN, Faster R-CNN); false: 3x3, pad 1, no dilation
+                     (DeepLab).
+    offset_lr_mult:  None, or (weight, bias) learning-rate multipliers declared on the
+                     offset convolutions' variables (DeepLab: 1.0, 2.0).
     """
 
     def __init__(self, block, units, widths, stem_width=64, numbered_stages=(),
-                 frozen_bn=True, eps=1e-5, num_deformable_group=4):
+                 frozen_bn=True, eps=1e-5, num_deformable_group=4, offset_dilated=True,
+                 offset_lr_mult=None):
         if block not in ('bottleneck', 'basic'):
             raise ValueError("block must be 'bottleneck' or 'basic', got %r" % (block,))
         if len(units) != 4 or len(widths) != 4:
@@ -43,6 +51,18 @@ class ResNetSpec(object):
         self.frozen_bn = bool(frozen_bn)
         self.eps = float(eps)
         self.num_deformable_group = int(num_deformable_group)
+        self.offset_dilated = bool(offset_dilated)
+        self.offset_lr_mult = None if offset_lr_mult is None else (
+            float(offset_lr_mult[0]), float(offset_lr_mult[1]))
+
+    def replace(self, **changes):
+        """A copy with some attributes changed (``num_deformable_group=1``, ...)."""
+        new = copy.copy(self)
+        for k, v in changes.items():
+            if not hasattr(self, k):
+                raise ValueError('ResNetSpec has no attribute %r' % (k,))
+            setattr(new, k, v)
+        return new
 
     @property
     def expansion(self):
@@ -102,10 +122,17 @@ def _conv_bn(data, prefix, spec, is_train, num_filter, kernel, stride=1, pad=0, 
     """Convolution ``res<prefix>`` + BatchNorm ``bn<prefix>`` (+ ReLU)."""
     name = 'res' + prefix
     if deformable:
+        off_pad, off_dilate = (pad, dilate) if spec.offset_dilated else (kernel // 2, 1)
+        params = {}
+        if spec.offset_lr_mult is not None:
+            params['weight'] = mx.sym.Variable(name + '_offset_weight',
+                                               lr_mult=spec.offset_lr_mult[0])
+            params['bias'] = mx.sym.Variable(name + '_offset_bias',
+                                             lr_mult=spec.offset_lr_mult[1])
         offset = mx.sym.Convolution(
             data=data, name=name + '_offset', num_filter=2 * kernel * kernel *
             spec.num_deformable_group, kernel=(kernel, kernel), stride=(stride, stride),
-            pad=(pad, pad), dilate=(dilate, dilate))
+            pad=(off_pad, off_pad), dilate=(off_dilate, off_dilate), **params)
         conv = sym_ops.DeformableConvolution(
             data=data, offset=offset, name=name, num_filter=num_filter,
             kernel=(kernel, kernel), stride=(stride, stride), pad=(pad, pad),

@@ -18,13 +18,14 @@ import mxnet as mx
 import numpy as np
 
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
+from dcn.fileio import atomic_write_text
 from dcn.evaluation.detection import DetectionEvaluator
 from dcn.engine.predictor import (Predictor, class_boxes, decode_detections, nms_for_config,
                                   postprocess_detections)
 from dcn.modeling.names import DETECTION
 
 __all__ = ['Predictor', 'im_detect', 'pred_eval', 'test_net', 'class_boxes', 'nms_for_config',
-           'model_id']
+           'model_id', 'write_results']
 
 _log = logging.getLogger(__name__)
 
@@ -181,7 +182,20 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     atomic_write(det_file, _write)
     atomic_write(key_file, _write_key)
     logger.info('wrote detections to %s', det_file)
-    return _evaluate(imdb, all_boxes, logger)
+    results = _evaluate(imdb, all_boxes, logger)
+    if isinstance(results, dict):
+        # network time per image (the loader and the evaluation excluded)
+        results['seconds_per_image'] = t_detect / max(seen, 1)
+    return results
+
+
+def write_results(path, results, **info):
+    """Write the numeric entries of ``results`` (and ``info``) as JSON, atomically."""
+    metrics = {k: float(v) for k, v in results.items()
+               if isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)}
+    payload = dict(info, metrics=metrics)
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True))
+    return path
 
 
 def _evaluate(imdb, all_boxes, logger):
@@ -255,6 +269,9 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
                             logger=logger, ignore_cache=ignore_cache, output_dir=output_dir,
                             model=model_id(prefix, epoch))
         logger.info('tested %d images in %.1fs', imdb.num_images, time.time() - tic)
+        if output_dir and isinstance(results, dict):
+            write_results(os.path.join(output_dir, '%s_results.json' % image_set), results,
+                          model=model_id(prefix, epoch), config_name=cfg.get('config_name'))
         return results
     finally:
         test_data.close()

@@ -174,8 +174,12 @@ class IMDB(object):
         ``<proposal>_roidb`` the dataset provides, e.g. selective search)."""
         method = getattr(self, '%s_roidb' % proposal, None)
         if method is None or str(proposal) == 'gt':
+            available = sorted(m[:-len('_roidb')] for m in dir(self)
+                               if m.endswith('_roidb') and not m.startswith('_') and
+                               m not in ('gt_roidb', 'proposal_roidb'))
             raise ValueError('dataset.proposal is %r but %s provides no such proposals '
-                             '(available: rpn)' % (proposal, type(self).__name__))
+                             '(available: %s)' % (proposal, type(self).__name__,
+                                                  ', '.join(available)))
         return method(gt_roidb, append_gt=append_gt)
 
     def create_roidb_from_box_list(self, box_list, gt_roidb):

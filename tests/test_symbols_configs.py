@@ -85,7 +85,7 @@ def test_shapes_segmentation_configs_consistent(path):
     assert cfg.symbol.startswith('resnet_v1_18_deeplab')
     assert cfg.symbol.endswith('_dcn') == os.path.basename(path).endswith('_dcn.yaml')
     # the DeepLab defaults are in effect (keys the detection defaults lack)
-    assert cfg.TRAIN.ENABLE_CROP is False
+    assert cfg.TRAIN.ENABLE_CROP is (not mini)
 
 
 @pytest.mark.parametrize('path', [p for p in SHAPES if p not in SEG_SHAPES],

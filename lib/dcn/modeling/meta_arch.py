@@ -139,7 +139,7 @@ class TwoStageDetector(object):
     @property
     def bbox_layers(self):
         """The box-regression layers of the RoI head (stored un-normalised)."""
-        return ROI_HEADS.get(self.roi_head).bbox_layers
+        return self.build_roi_head().bbox_layers
 
     def output_spec(self, cfg):
         """The backbone's output spec {feature: ShapeSpec(stride, channels)}."""
@@ -419,9 +419,10 @@ class RFCN(TwoStageDetector):
 
     roi_head = 'rfcn'
     rfcn_hidden = 1024
+    pooled_size = 7     # bins per side of the PS RoI pooling (k in the R-FCN paper)
 
     def head_options(self):
-        return {'num_hidden': self.rfcn_hidden}
+        return {'num_hidden': self.rfcn_hidden, 'pooled_size': self.pooled_size}
 
 
 class FasterRCNN(TwoStageDetector):

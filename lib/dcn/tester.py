@@ -103,14 +103,17 @@ def _cached_detections(det_file, key, logger):
 
 
 def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=None,
-              ignore_cache=True, output_dir=None, max_per_image=None, model=None):
+              ignore_cache=True, output_dir=None, max_per_image=None, model=None,
+              timing=None):
     """Detect on every image of ``test_data`` and evaluate with ``imdb``.
 
     ``all_boxes[cls][image]`` is an (k, 5) float32 array (x1, y1, x2, y2, score); it
     is cached (pickle) in ``output_dir`` (default ``imdb.result_path``), with a key file
     ``<name>_detections.key.json`` naming what it depends on (``model``: e.g.
     :func:`model_id` of the checkpoint; the images; the test settings), and reused unless
-    ``ignore_cache`` or the key differs. Returns ``imdb.evaluate_detections(all_boxes)``.
+    ``ignore_cache`` or the key differs. Returns ``imdb.evaluate_detections(all_boxes)``;
+    ``timing`` (a dict), when given, receives ``seconds_per_image`` (network time; not set
+    when the detections come from the cache).
     """
     logger = logger or _log
     det_file = _detections_file(imdb, output_dir)
@@ -182,11 +185,10 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     atomic_write(det_file, _write)
     atomic_write(key_file, _write_key)
     logger.info('wrote detections to %s', det_file)
-    results = _evaluate(imdb, all_boxes, logger)
-    if isinstance(results, dict):
+    if timing is not None:
         # network time per image (the loader and the evaluation excluded)
-        results['seconds_per_image'] = t_detect / max(seen, 1)
-    return results
+        timing['seconds_per_image'] = t_detect / max(seen, 1)
+    return _evaluate(imdb, all_boxes, logger)
 
 
 def write_results(path, results, **info):
@@ -265,13 +267,15 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
                               max_data_shapes=max_data_shapes, arg_params=arg_params,
                               aux_params=aux_params)
         tic = time.time()
+        timing = {}
         results = pred_eval(predictor, test_data, imdb, cfg, vis=vis, thresh=thresh,
                             logger=logger, ignore_cache=ignore_cache, output_dir=output_dir,
-                            model=model_id(prefix, epoch))
+                            model=model_id(prefix, epoch), timing=timing)
         logger.info('tested %d images in %.1fs', imdb.num_images, time.time() - tic)
         if output_dir and isinstance(results, dict):
-            write_results(os.path.join(output_dir, '%s_results.json' % image_set), results,
-                          model=model_id(prefix, epoch), config_name=cfg.get('config_name'))
+            write_results(os.path.join(output_dir, '%s_results.json' % image_set),
+                          dict(results, **timing), model=model_id(prefix, epoch),
+                          config_name=cfg.get('config_name'))
         return results
     finally:
         test_data.close()

@@ -6,6 +6,7 @@ prints per-class AP and mAP, and that a checkpoint reloaded in a fresh process g
 the detections computed right after training.
 """
 import glob
+import json
 import os
 import pickle
 import re
@@ -65,6 +66,14 @@ def test_train_test_then_reload_gives_same_detections(tmp_path, case):
     m = re.search(r'mAP@0\.5: ([0-9.]+)', log)
     assert m and 0.0 <= float(m.group(1)) <= 1.0
     assert re.search(r'AP@0\.5/(ellipse|rectangle|triangle|star|cross): ', log)
+    # the metrics are also written as JSON beside the detections (dcn.tools.paper_table reads it)
+    results = glob.glob(os.path.join(out, '**', '*_results.json'), recursive=True)
+    assert len(results) == 1, results
+    with open(results[0]) as f:
+        saved = json.load(f)
+    assert abs(saved['metrics']['mAP@0.5'] - float(m.group(1))) < 1e-4
+    assert saved['metrics']['seconds_per_image'] > 0
+    assert saved['model']['params'].endswith('-0002.params')
 
     det_file, first = _detections(out)
     os.remove(det_file)

@@ -137,3 +137,41 @@ def test_combined_sets_and_cache_invalidation(tmp_path):
     cfg.dataset.NUM_CLASSES = 6
     with pytest.raises(ValueError, match='NUM_CLASSES'):
         load_gt_roidb(cfg, '2007_trainval', flip=False)
+
+
+def test_selective_search_proposals_as_the_original(tmp_path):
+    """dataset.proposal: selective_search reads <root>/selective_search_data/<name>.mat: 1-based
+    (y1, x1, y2, x2) boxes, reordered to 0-based (x1, y1, x2, y2), duplicates and small boxes
+    dropped by the original's rules (width >= 2, height > 2)."""
+    import scipy.io
+    devkit = _make_voc(str(tmp_path), split='trainval', items=[
+        ('000001', [('dog', (5, 5, 30, 40), 0)]), ('000002', [('cat', (1, 2, 20, 30), 0)])])
+    imdb = get_imdb('pascalvoc', '2007_trainval', str(tmp_path), devkit)
+    with pytest.raises(FileNotFoundError, match='selective_search_data'):
+        imdb.proposal_roidb('selective_search', imdb.gt_roidb())
+    with pytest.raises(ValueError, match='available: .*rpn.*selective_search'):
+        imdb.proposal_roidb('edge_boxes', imdb.gt_roidb())
+    os.makedirs(str(tmp_path / 'selective_search_data'))
+    boxes = np.empty((2,), dtype=object)
+    boxes[0] = np.array([[6, 6, 41, 31],       # the dog's box, 1-based y1 x1 y2 x2
+                         [6, 6, 41, 31],       # duplicate
+                         [1, 1, 3, 10],        # height 2: not > 2, dropped
+                         [1, 1, 10, 3]],       # width 2: kept (>= 2)
+                        np.float64)
+    boxes[1] = np.array([[3, 2, 31, 21]], np.float64)
+    scipy.io.savemat(str(tmp_path / 'selective_search_data' / 'voc_2007_trainval.mat'),
+                     {'boxes': boxes})
+    gt = imdb.gt_roidb()
+    roidb = imdb.proposal_roidb('selective_search', gt)
+    np.testing.assert_array_equal(roidb[0]['boxes'], [[5, 5, 30, 40], [0, 0, 2, 9]])
+    dog = imdb.classes.index('dog')
+    assert roidb[0]['max_overlaps'][0] == pytest.approx(1.0) and roidb[0]['max_classes'][0] == dog
+    assert (roidb[0]['gt_classes'] == 0).all()
+    np.testing.assert_array_equal(roidb[1]['boxes'], [[1, 2, 20, 30]])
+    merged = imdb.proposal_roidb('selective_search', gt, append_gt=True)
+    assert len(merged[0]['boxes']) == 3 and merged[0]['gt_classes'][0] == dog
+    # a file of another image set is refused, naming both counts
+    scipy.io.savemat(str(tmp_path / 'selective_search_data' / 'voc_2007_trainval.mat'),
+                     {'boxes': boxes[:1]})
+    with pytest.raises(ValueError, match='1 images, the image set has 2'):
+        imdb.proposal_roidb('selective_search', gt)

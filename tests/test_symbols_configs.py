@@ -57,7 +57,12 @@ def test_shapes_configs_present():
                      'faster_rcnn/cfgs/shapes_rcnn_dcn.yaml', 'faster_rcnn/cfgs/shapes_rcnn.yaml',
                      'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml',
                      'fpn/cfgs/shapes_fpn.yaml', 'fpn/cfgs/shapes_fpn_dcn.yaml',
-                     'fpn/cfgs/shapes_mini_fpn.yaml'}
+                     'fpn/cfgs/shapes_mini_fpn.yaml',
+                     # proposal pipelines: RPN alone, heads from proposals, alternate training
+                     'rfcn/cfgs/shapes_mini_rfcn_rpn.yaml',
+                     'rfcn/cfgs/shapes_mini_rfcn_proposals.yaml',
+                     'faster_rcnn/cfgs/shapes_mini_rcnn_proposals.yaml',
+                     'rfcn/cfgs/shapes_mini_rfcn_alternate.yaml'}
 
 
 @pytest.mark.parametrize('path', SHAPES, ids=os.path.basename)
@@ -72,7 +77,10 @@ def test_shapes_configs_consistent(path):
     mini = '_mini_' in os.path.basename(path)
     assert (cfg.dataset.image_set, cfg.dataset.test_image_set) == (
         ('minitrain', 'minitest') if mini else ('train', 'test'))
-    assert cfg.TEST.test_epoch == cfg.TRAIN.end_epoch
+    if cfg.TRAIN.ALTERNATE.rpn1_epoch:  # alternate training tests the combined epoch 0
+        assert cfg.TEST.test_epoch == 0
+    else:
+        assert cfg.TEST.test_epoch == cfg.TRAIN.end_epoch
     steps = [float(s) for s in cfg.TRAIN.lr_step.split(',')]
     assert all(0 < s <= cfg.TRAIN.end_epoch for s in steps)
     # anchors cover the object sizes of the data set (side 28..120 px at scale ~1)

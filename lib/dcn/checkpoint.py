@@ -32,7 +32,7 @@ __all__ = ['param_path', 'symbol_path', 'atomic_write', 'save_params', 'save_che
            'bbox_param_scales', 'unnormalize_bbox_params', 'normalize_bbox_params',
            'BBOX_LAYERS', 'states_path', 'save_training_state', 'load_training_state',
            'split_test_copies', 'symbol_argument_order', 'read_mxnet_optimizer_states',
-           'TrainingStateFormatError']
+           'TrainingStateFormatError', 'combine_model']
 
 #: box-regression layers whose parameters are stored un-normalised, with the number of
 #: channels that share one (class, coordinate) pair: the union of the ``bbox_layers`` the
@@ -96,6 +96,19 @@ def load_param(prefix, epoch, convert=False, ctx=None, process=False):
         for name in [k for k in arg_params if k.endswith('_test')]:
             arg_params[name[:-len('_test')]] = arg_params.pop(name)
     return arg_params, aux_params
+
+
+def combine_model(prefix1, epoch1, prefix2, epoch2, prefix_out, epoch_out):
+    """Merge two checkpoints into ``prefix_out``-``epoch_out``.params, the parameters of the
+    second winning where both hold one (the original's ``combine_model``: the RPN's
+    checkpoint first, the detector's second). Returns (arg_params, aux_params)."""
+    args1, auxs1 = load_param(prefix1, epoch1)
+    args2, auxs2 = load_param(prefix2, epoch2)
+    args, auxs = dict(args1), dict(auxs1)
+    args.update(args2)
+    auxs.update(auxs2)
+    save_params(param_path(prefix_out, epoch_out), args, auxs)
+    return args, auxs
 
 
 def _last_line(exc):

@@ -149,18 +149,15 @@ DEFAULTS = {
     },
 }
 
-# keys of the original's configuration that change nothing here (training is end to end,
-# proposals come from the network): a file setting them gets one warning naming them
+# keys of the original's configuration that change nothing here: a file setting them gets
+# one warning naming them
 NO_EFFECT = (
     'MXNET_VERSION',                    # the original's choice of an MXNet build
-    'network.FIXED_PARAMS_SHARED',      # alternate training
-    'dataset.proposal',                 # proposal files (alternate training, HAS_RPN false)
-    'TRAIN.ALTERNATE',                  # alternate training (every key under it)
-    'TRAIN.END2END',                    # alternate training's loader and metrics
-    'TRAIN.BBOX_REGRESSION_THRESH',     # precomputed box targets of alternate training
+    'TRAIN.END2END',                    # the original's loader/metric switch (a graph per
+                                        # pipeline here, dcn.engine.proposals)
     'TRAIN.RPN_POSITIVE_WEIGHT',        # read by nothing, in the original too
-    'TEST.PROPOSAL_NMS_THRESH',         # TEST.PROPOSAL_*: proposal generation for
-    'TEST.PROPOSAL_PRE_NMS_TOP_N',      # alternate training
+    'TEST.PROPOSAL_NMS_THRESH',         # TEST.PROPOSAL_*: read by nothing in the original
+    'TEST.PROPOSAL_PRE_NMS_TOP_N',      # either (its RPN-only test graph uses TEST.RPN_*)
     'TEST.PROPOSAL_POST_NMS_TOP_N',
     'TEST.PROPOSAL_MIN_SIZE',
 )
@@ -261,6 +258,16 @@ def _check_scales(v, key, path):
     raise _err(key, path, 'must be [short, long] (positive ints) or a list of such pairs, got %r' % (v,))
 
 
+def _default_is_str_list(key):
+    """Whether the built-in default of ``key`` (dotted) is a non-empty list of strings."""
+    node = DEFAULTS
+    for part in key.split('.'):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, list) and bool(node) and all(isinstance(x, str) for x in node)
+
+
 def _coerce(key, default, v, path):
     """Return ``v`` checked against (and converted to) the type of ``default``."""
     if key in _CHOICES:
@@ -311,7 +318,10 @@ def _coerce(key, default, v, path):
     if isinstance(default, list):
         if not isinstance(v, (list, tuple)):
             raise _err(key, path, 'must be a list, got %r' % (v,))
-        if default and all(isinstance(x, str) for x in default):
+        # a list of strings (typed by its default; a base file may have emptied it)
+        if (default and all(isinstance(x, str) for x in default)) or \
+                (not default and v and all(isinstance(x, str) for x in v) and
+                 _default_is_str_list(key)):
             if not all(isinstance(x, str) for x in v):
                 raise _err(key, path, 'must be a list of strings, got %r' % (v,))
             return list(v)

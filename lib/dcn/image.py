@@ -137,6 +137,18 @@ def get_image(roidb, cfg, scale_index=0):
     return ims, recs
 
 
+def get_train_rec(roi_rec, cfg, scale_index):
+    """(tensor, new roidb entry with ``im_info`` and every box scaled) for training at
+    ``SCALES[scale_index]``; with TRAIN.ORIGINAL_QUIRKS the scaled boxes are rounded and
+    clipped as the original."""
+    scales = get_scales(cfg)
+    tensor, rec, im_scale = _process(roi_rec, cfg, scales[scale_index])
+    if original_quirks(cfg):  # the original rounds the scaled boxes and clips them
+        boxes = np.round(np.asarray(roi_rec['boxes'], dtype=np.float64) * im_scale)
+        rec['boxes'] = clip_boxes(boxes, rec['im_info'][:2]).astype(np.float32)
+    return tensor, rec
+
+
 def get_train_image(roi_rec, cfg, scale_index=None, rng=None):
     """Image and ground truth of one roidb entry for training.
 
@@ -150,10 +162,7 @@ def get_train_image(roi_rec, cfg, scale_index=None, rng=None):
         scale_index = int(rng.randint(0, len(scales)))
     if not 0 <= scale_index < len(scales):
         raise IndexError('scale_index %d out of range for SCALES %r' % (scale_index, cfg.SCALES))
-    tensor, rec, im_scale = _process(roi_rec, cfg, scales[scale_index])
-    if original_quirks(cfg):  # the original rounds the scaled boxes and clips them
-        boxes = np.round(np.asarray(roi_rec['boxes'], dtype=np.float64) * im_scale)
-        rec['boxes'] = clip_boxes(boxes, rec['im_info'][:2]).astype(np.float32)
+    tensor, rec = get_train_rec(roi_rec, cfg, scale_index)
     gt_inds = np.where(np.asarray(roi_rec['gt_classes']) != 0)[0]
     gt_boxes = np.empty((len(gt_inds), 5), dtype=np.float32)
     gt_boxes[:, :4] = rec['boxes'][gt_inds, :4]

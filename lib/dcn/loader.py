@@ -15,10 +15,12 @@ import mxnet as mx
 import numpy as np
 
 from dcn.config import original_quirks
-from dcn.image import get_image, get_train_image, tensor_vstack
+from dcn.config import get_scales
+from dcn.image import get_image, get_train_image, get_train_rec, tensor_vstack
 from dcn.rpn.assign_anchor import assign_anchor, assign_pyramid_anchor
 
-__all__ = ['AnchorLoader', 'PyramidAnchorLoader', 'TestLoader', 'PrefetchingIter']
+__all__ = ['AnchorLoader', 'PyramidAnchorLoader', 'ROILoader', 'TestLoader', 'PrefetchingIter',
+           'sample_proposal_rois']
 
 _log = logging.getLogger(__name__)
 _STOP = object()
@@ -191,56 +193,29 @@ def _grouped_order(roidb, batch_size, shuffle, aspect_grouping, rng):
     return [order[i:i + batch_size] for i in range(0, full, batch_size)]
 
 
-class AnchorLoader(PrefetchingIter):
-    """Training batches for end-to-end Faster R-CNN / R-FCN.
+class _TrainLoader(PrefetchingIter):
+    """Epoch order (aspect grouping) and the seeding of a training loader."""
 
-    data: ``data`` (N, 3, H, W) (images zero-padded to the largest of the batch),
-    ``im_info`` (N, 3), ``gt_boxes`` (N, G, 5) padded with -1 rows;
-    label: ``label`` (N, A*H'*W'), ``bbox_target`` and ``bbox_weight`` (N, 4A, H', W')
-    where (H', W') is the shape of ``feat_sym`` (``rpn_cls_score``) for that input.
-
-    :param batch_size: images per iteration over all devices (``BATCH_IMAGES * len(ctx)``)
-    :param ctx: list of contexts (the batch is split evenly across them)
-    :param seed: seed of the loader's RandomState (order, scales, anchor sampling)
-    """
-    data_names = ['data', 'im_info', 'gt_boxes']
-    label_names = ['label', 'bbox_target', 'bbox_weight']
-
-    def __init__(self, feat_sym, roidb, cfg, batch_size=1, shuffle=False, ctx=None,
-                 work_load_list=None, feat_stride=16, anchor_scales=(8, 16, 32),
-                 anchor_ratios=(0.5, 1, 2), allowed_border=0, aspect_grouping=False,
-                 seed=None, prefetch=None):
+    def _init_order(self, roidb, cfg, batch_size, ctx, shuffle, aspect_grouping, seed,
+                    prefetch, name):
         if len(roidb) == 0:
-            raise ValueError('AnchorLoader: roidb is empty')
+            raise ValueError('%s: roidb is empty' % name)
         self.ctx = list(ctx) if ctx else [mx.cpu()]
         batch_size = int(batch_size)
         if batch_size <= 0 or batch_size % len(self.ctx) != 0:
-            raise ValueError('AnchorLoader: batch_size %d must be a positive multiple of the '
-                             'number of devices (%d)' % (batch_size, len(self.ctx)))
+            raise ValueError('%s: batch_size %d must be a positive multiple of the '
+                             'number of devices (%d)' % (name, batch_size, len(self.ctx)))
         if len(roidb) < batch_size:
-            raise ValueError('AnchorLoader: %d images cannot fill one batch of %d'
-                             % (len(roidb), batch_size))
-        if work_load_list is not None and len(set(work_load_list)) > 1:
-            raise ValueError('AnchorLoader: uneven work_load_list is not supported')
-        super(AnchorLoader, self).__init__(batch_size, prefetch if prefetch is not None
-                                           else cfg.default.get('prefetch', 2))
-        self.feat_sym = feat_sym
+            raise ValueError('%s: %d images cannot fill one batch of %d'
+                             % (name, len(roidb), batch_size))
+        PrefetchingIter.__init__(self, batch_size, prefetch if prefetch is not None
+                                 else cfg.default.get('prefetch', 2))
         self.roidb = roidb
         self.cfg = cfg
         self.shuffle = shuffle
-        self.feat_stride = int(feat_stride)
-        self.anchor_scales = tuple(anchor_scales)
-        self.anchor_ratios = tuple(anchor_ratios)
-        self.allowed_border = allowed_border
         self.aspect_grouping = aspect_grouping
         self._rng = np.random.RandomState(seed)
         self._order_rng = np.random.RandomState(None if seed is None else seed + 1)
-        self._feat_cache = {}
-        self._feat_lock = threading.Lock()
-        self.reset()
-        first = self._peek()
-        self._provide_data = [(k, first[k].shape) for k in self.data_names]
-        self._provide_label = [(k, first[k].shape) for k in self.label_names]
 
     @property
     def provide_data(self):
@@ -272,6 +247,58 @@ class AnchorLoader(PrefetchingIter):
         self._order_rng = np.random.RandomState(int(order_state))
         self._rng = np.random.RandomState(int(sample_state))
         self.reset()
+
+    def _to_databatch(self, batch):
+        data = [mx.nd.array(batch[k]) for k in self.data_names]
+        label = [mx.nd.array(batch[k]) for k in self.label_names]
+        provide_data = [mx.io.DataDesc(k, batch[k].shape) for k in self.data_names]
+        provide_label = [mx.io.DataDesc(k, batch[k].shape) for k in self.label_names]
+        self._provide_data = [(k, batch[k].shape) for k in self.data_names]
+        self._provide_label = [(k, batch[k].shape) for k in self.label_names]
+        return mx.io.DataBatch(data=data, label=label, pad=0, index=batch['index'],
+                               provide_data=provide_data, provide_label=provide_label)
+
+
+class AnchorLoader(_TrainLoader):
+    """Training batches for end-to-end Faster R-CNN / R-FCN.
+
+    data: ``data`` (N, 3, H, W) (images zero-padded to the largest of the batch),
+    ``im_info`` (N, 3), ``gt_boxes`` (N, G, 5) padded with -1 rows;
+    label: ``label`` (N, A*H'*W'), ``bbox_target`` and ``bbox_weight`` (N, 4A, H', W')
+    where (H', W') is the shape of ``feat_sym`` (``rpn_cls_score``) for that input.
+
+    :param batch_size: images per iteration over all devices (``BATCH_IMAGES * len(ctx)``)
+    :param ctx: list of contexts (the batch is split evenly across them)
+    :param seed: seed of the loader's RandomState (order, scales, anchor sampling)
+    """
+    data_names = ['data', 'im_info', 'gt_boxes']
+    label_names = ['label', 'bbox_target', 'bbox_weight']
+
+    def __init__(self, feat_sym, roidb, cfg, batch_size=1, shuffle=False, ctx=None,
+                 work_load_list=None, feat_stride=16, anchor_scales=(8, 16, 32),
+                 anchor_ratios=(0.5, 1, 2), allowed_border=0, aspect_grouping=False,
+                 seed=None, prefetch=None, data_names=None):
+        if work_load_list is not None and len(set(work_load_list)) > 1:
+            raise ValueError('AnchorLoader: uneven work_load_list is not supported')
+        self._init_order(roidb, cfg, batch_size, ctx, shuffle, aspect_grouping, seed, prefetch,
+                         'AnchorLoader')
+        if data_names is not None:  # e.g. ('data',) for the RPN alone
+            unknown = [n for n in data_names if n not in type(self).data_names]
+            if unknown:
+                raise ValueError('AnchorLoader: unknown data name(s) %s (it provides %s)'
+                                 % (', '.join(unknown), ', '.join(type(self).data_names)))
+            self.data_names = list(data_names)
+        self.feat_sym = feat_sym
+        self.feat_stride = int(feat_stride)
+        self.anchor_scales = tuple(anchor_scales)
+        self.anchor_ratios = tuple(anchor_ratios)
+        self.allowed_border = allowed_border
+        self._feat_cache = {}
+        self._feat_lock = threading.Lock()
+        self.reset()
+        first = self._peek()
+        self._provide_data = [(k, first[k].shape) for k in self.data_names]
+        self._provide_label = [(k, first[k].shape) for k in self.label_names]
 
     def feat_shape(self, data_shape):
         """Shape of ``feat_sym``'s output for an input ``data`` of ``data_shape``."""
@@ -330,15 +357,118 @@ class AnchorLoader(PrefetchingIter):
                              self.anchor_scales, self.anchor_ratios, self.allowed_border,
                              rng=self._rng)
 
-    def _to_databatch(self, batch):
-        data = [mx.nd.array(batch[k]) for k in self.data_names]
-        label = [mx.nd.array(batch[k]) for k in self.label_names]
-        provide_data = [mx.io.DataDesc(k, batch[k].shape) for k in self.data_names]
-        provide_label = [mx.io.DataDesc(k, batch[k].shape) for k in self.label_names]
-        self._provide_data = [(k, batch[k].shape) for k in self.data_names]
-        self._provide_label = [(k, batch[k].shape) for k in self.label_names]
-        return mx.io.DataBatch(data=data, label=label, pad=0, index=batch['index'],
-                               provide_data=provide_data, provide_label=provide_label)
+
+def sample_proposal_rois(rois, labels, overlaps, bbox_targets, fg_rois_per_image,
+                         rois_per_image, num_classes, cfg, rng):
+    """Sample the RoIs of one image of a proposal roidb, as the original's ``sample_rois``
+    with precomputed labels, overlaps and targets: foreground RoIs (overlap >= FG_THRESH,
+    at most ``fg_rois_per_image``), background RoIs (overlap in [BG_THRESH_LO,
+    BG_THRESH_HI)), the rest of the sample filled with further RoIs below FG_THRESH (with
+    TRAIN.ORIGINAL_QUIRKS: with any RoIs, labelled background; see docs/DESIGN.md).
+
+    :return: rois (P, 4), labels (P,), bbox targets and weights (P, 4 * regression classes)
+    """
+    from dcn.bbox.bbox_regression import expand_bbox_regression_targets
+    fg_thresh = float(cfg.TRAIN.FG_THRESH)
+    fg = np.where(overlaps >= fg_thresh)[0]
+    num_fg = int(min(fg_rois_per_image, fg.size))
+    if fg.size > num_fg:
+        fg = rng.choice(fg, size=num_fg, replace=False)
+    bg = np.where((overlaps < cfg.TRAIN.BG_THRESH_HI) & (overlaps >= cfg.TRAIN.BG_THRESH_LO))[0]
+    num_bg = int(min(rois_per_image - num_fg, bg.size))
+    if bg.size > num_bg:
+        bg = rng.choice(bg, size=num_bg, replace=False)
+    keep = np.append(fg, bg).astype(np.int64)
+    if original_quirks(cfg):
+        while keep.shape[0] < rois_per_image:
+            gap = min(len(rois), rois_per_image - keep.shape[0])
+            keep = np.append(keep, rng.choice(np.arange(len(rois)), size=gap, replace=False))
+    elif keep.shape[0] < rois_per_image:
+        gap = rois_per_image - keep.shape[0]
+        non_fg = np.where(overlaps < fg_thresh)[0]
+        rest = np.setdiff1d(non_fg, keep)
+        pool = rest if len(rest) >= gap else (non_fg if len(non_fg) else np.arange(len(rois)))
+        keep = np.append(keep, rng.choice(pool, size=gap, replace=gap > len(pool)))
+    keep = keep.astype(np.int64)
+    labels = np.asarray(labels)[keep].astype(np.float32)
+    if original_quirks(cfg):
+        labels[num_fg:] = 0
+    else:
+        labels[num_fg:][overlaps[keep[num_fg:]] < fg_thresh] = 0
+    data = np.asarray(bbox_targets)[keep, :].copy()
+    data[:, 0] = np.where(labels > 0, data[:, 0], 0)
+    targets, weights = expand_bbox_regression_targets(data, num_classes, cfg)
+    return np.asarray(rois)[keep].astype(np.float32), labels, targets, weights
+
+
+class ROILoader(_TrainLoader):
+    """Training batches for the RoI head on precomputed proposals (the original's
+    ``ROIIter``): the roidb holds the proposals (and gt boxes) with ``max_classes``,
+    ``max_overlaps`` and ``bbox_targets`` (:func:`dcn.bbox.bbox_regression.
+    add_bbox_regression_targets`).
+
+    data: ``data`` (N, 3, H, W), ``rois`` (N, R, 5) (image index within its device, x1, y1,
+    x2, y2 in the resized image); label: ``label`` (N, R), ``bbox_target`` and
+    ``bbox_weight`` (N, R, 4 * regression classes). Per image TRAIN.BATCH_ROIS /
+    BATCH_IMAGES RoIs are sampled (-1: all of them, once); images of a batch with fewer
+    RoIs are completed with ignored slots (label -1, zero weights).
+    """
+    data_names = ['data', 'rois']
+    label_names = ['label', 'bbox_target', 'bbox_weight']
+
+    def __init__(self, roidb, cfg, batch_size=1, shuffle=False, ctx=None, aspect_grouping=False,
+                 seed=None, prefetch=None):
+        self._init_order(roidb, cfg, batch_size, ctx, shuffle, aspect_grouping, seed, prefetch,
+                         'ROILoader')
+        if 'bbox_targets' not in roidb[0]:
+            raise ValueError('ROILoader: the roidb has no bbox_targets (call '
+                             'add_bbox_regression_targets on a proposal roidb)')
+        batch_rois = int(cfg.TRAIN.BATCH_ROIS)
+        if batch_rois != -1 and (batch_rois <= 0 or batch_rois % int(cfg.TRAIN.BATCH_IMAGES)):
+            raise ValueError('TRAIN.BATCH_ROIS (%d) must be -1 or a positive multiple of '
+                             'TRAIN.BATCH_IMAGES (%d)' % (batch_rois, cfg.TRAIN.BATCH_IMAGES))
+        self.num_classes = int(cfg.dataset.NUM_CLASSES)
+        self.reset()
+        first = self._peek()
+        self._provide_data = [(k, first[k].shape) for k in self.data_names]
+        self._provide_label = [(k, first[k].shape) for k in self.label_names]
+
+    def _make_batch(self, indices):
+        cfg = self.cfg
+        per_dev = len(indices) // len(self.ctx)
+        ims, samples = [], []
+        nscales = len(get_scales(cfg))
+        for k, i in enumerate(indices):
+            tensor, rec = get_train_rec(self.roidb[i], cfg, int(self._rng.randint(0, nscales)))
+            ims.append(tensor)
+            boxes = rec['boxes']
+            if int(cfg.TRAIN.BATCH_ROIS) == -1:
+                per_image = fg_per_image = boxes.shape[0]
+            else:
+                per_image = int(cfg.TRAIN.BATCH_ROIS) // int(cfg.TRAIN.BATCH_IMAGES)
+                fg_per_image = int(np.round(cfg.TRAIN.FG_FRACTION * per_image))
+            rois, labels, targets, weights = sample_proposal_rois(
+                boxes, rec['max_classes'], np.asarray(rec['max_overlaps']), rec['bbox_targets'],
+                fg_per_image, per_image, self.num_classes, cfg, self._rng)
+            rois = np.hstack((np.full((rois.shape[0], 1), k % per_dev, np.float32), rois))
+            samples.append((rois, labels, targets, weights))
+        slots = max(r[0].shape[0] for r in samples)
+        out = {'rois': [], 'label': [], 'bbox_target': [], 'bbox_weight': []}
+        for rois, labels, targets, weights in samples:
+            pad = slots - rois.shape[0]
+            if pad:  # ignored slots: the last RoI again, label -1, no box loss
+                rois = np.vstack((rois, np.repeat(rois[-1:], pad, axis=0)))
+                labels = np.concatenate((labels, np.full((pad,), -1, np.float32)))
+                targets = np.vstack((targets, np.zeros((pad, targets.shape[1]), np.float32)))
+                weights = np.vstack((weights, np.zeros((pad, weights.shape[1]), np.float32)))
+            for key, value in zip(('rois', 'label', 'bbox_target', 'bbox_weight'),
+                                  (rois, labels, targets, weights)):
+                out[key].append(value[np.newaxis])
+        batch = {key: np.concatenate(value, axis=0).astype(np.float32)
+                 for key, value in out.items()}
+        batch['data'] = tensor_vstack(ims, pad=0).astype(np.float32)
+        batch['index'] = np.asarray(indices)
+        return batch
 
 
 class PyramidAnchorLoader(AnchorLoader):
@@ -389,11 +519,14 @@ class PyramidAnchorLoader(AnchorLoader):
 
 
 class TestLoader(PrefetchingIter):
-    """Test batches: ``data`` (N, 3, H, W) and ``im_info`` (N, 3), in roidb order.
+    """Test batches: ``data`` (N, 3, H, W) and ``im_info`` (N, 3), in roidb order; without
+    an RPN (``has_rpn`` false) ``data`` and ``rois`` (N, R, 5): the boxes of the (proposal)
+    roidb scaled to the resized image (rounded and clipped with TRAIN.ORIGINAL_QUIRKS, as
+    the original), images with fewer boxes completed by repeating their last one.
 
     The last batch is completed by repeating its last image; ``DataBatch.pad``
     says how many trailing entries are repeats, ``DataBatch.index`` holds the
-    roidb indices.
+    roidb indices, ``DataBatch.im_info`` the (N, 3) image sizes and scales.
     """
     __test__ = False  # not a pytest test class
     data_names = ['data', 'im_info']
@@ -401,8 +534,6 @@ class TestLoader(PrefetchingIter):
     def __init__(self, roidb, cfg, batch_size=1, shuffle=False, has_rpn=True, prefetch=None):
         if len(roidb) == 0:
             raise ValueError('TestLoader: roidb is empty')
-        if not has_rpn:
-            raise ValueError('TestLoader: only networks with an RPN (TEST.HAS_RPN) are supported')
         if int(batch_size) <= 0:
             raise ValueError('TestLoader: batch_size must be positive, got %r' % (batch_size,))
         super(TestLoader, self).__init__(int(batch_size), prefetch if prefetch is not None
@@ -410,7 +541,12 @@ class TestLoader(PrefetchingIter):
         self.roidb = roidb
         self.cfg = cfg
         self.shuffle = shuffle
-        self.has_rpn = has_rpn
+        self.has_rpn = bool(has_rpn)
+        if not self.has_rpn:
+            self.data_names = ['data', 'rois']
+            if 'boxes' not in roidb[0]:
+                raise ValueError('TestLoader: testing without an RPN needs a proposal roidb '
+                                 '(entries with boxes)')
         self._rng = np.random.RandomState(0)
         self.reset()
         first = self._peek()
@@ -441,14 +577,39 @@ class TestLoader(PrefetchingIter):
         pad = self.batch_size - len(indices)
         full = np.concatenate([indices, np.repeat(indices[-1:], pad)]) if pad else indices
         ims, recs = get_image([self.roidb[i] for i in full], self.cfg)
-        return {'data': tensor_vstack(ims, pad=0).astype(np.float32),
-                'im_info': np.vstack([np.asarray(r['im_info'], np.float32).reshape(1, 3)
-                                      for r in recs]),
-                'index': np.asarray(indices), 'pad': pad}
+        batch = {'data': tensor_vstack(ims, pad=0).astype(np.float32),
+                 'im_info': np.vstack([np.asarray(r['im_info'], np.float32).reshape(1, 3)
+                                       for r in recs]),
+                 'index': np.asarray(indices), 'pad': pad}
+        if not self.has_rpn:
+            batch['rois'] = self._rois(full, recs)
+        return batch
+
+    def _rois(self, full, recs):
+        from dcn.bbox import clip_boxes
+        boxes = []
+        for i, rec in zip(full, recs):
+            b = np.asarray(rec['boxes'], np.float32)[:, :4]
+            if original_quirks(self.cfg):
+                scale = float(rec['im_info'][2])
+                b = clip_boxes(np.round(np.asarray(self.roidb[i]['boxes'], np.float64)[:, :4] *
+                                        scale), rec['im_info'][:2]).astype(np.float32)
+            if b.shape[0] == 0:
+                raise ValueError('TestLoader: image %s has no proposals' % rec['image'])
+            boxes.append(b)
+        slots = max(b.shape[0] for b in boxes)
+        rois = np.zeros((len(boxes), slots, 5), np.float32)
+        for k, b in enumerate(boxes):
+            b = np.vstack((b, np.repeat(b[-1:], slots - b.shape[0], axis=0)))
+            rois[k, :, 0] = k
+            rois[k, :, 1:] = b
+        return rois
 
     def _to_databatch(self, batch):
         data = [mx.nd.array(batch[k]) for k in self.data_names]
         provide_data = [mx.io.DataDesc(k, batch[k].shape) for k in self.data_names]
         self._provide_data = [(k, batch[k].shape) for k in self.data_names]
-        return mx.io.DataBatch(data=data, label=None, pad=batch['pad'], index=batch['index'],
-                               provide_data=provide_data, provide_label=None)
+        out = mx.io.DataBatch(data=data, label=None, pad=batch['pad'], index=batch['index'],
+                              provide_data=provide_data, provide_label=None)
+        out.im_info = batch['im_info']
+        return out

@@ -188,12 +188,14 @@ class RCNNL1LossMetric(_Metric):
 
 
 def get_train_metrics(cfg=None, names=None):
-    """CompositeEvalMetric with the six training metrics (outputs looked up in ``names``,
-    default :data:`DETECTION`)."""
+    """CompositeEvalMetric with the training metrics (outputs looked up in ``names``,
+    default :data:`DETECTION`) of the outputs the graph of ``names`` has: all six end to
+    end, the three RPN ones for the RPN alone, the three R-CNN ones for the RoI head."""
     names = names or DETECTION
     composite = mx.metric.CompositeEvalMetric()
     for m in (RPNAccMetric(names), RPNLogLossMetric(names), RPNL1LossMetric(names),
               RCNNAccMetric(cfg, names), RCNNLogLossMetric(cfg, names),
               RCNNL1LossMetric(cfg, names)):
-        composite.add(m)
+        if all(p in names.train_outputs for p in m.preds):
+            composite.add(m)
     return composite

@@ -18,13 +18,14 @@ import mxnet as mx
 import numpy as np
 
 from dcn.checkpoint import atomic_write, check_param_shapes, load_param
+from dcn.fileio import atomic_write_text
 from dcn.evaluation.detection import DetectionEvaluator
 from dcn.engine.predictor import (Predictor, class_boxes, decode_detections, nms_for_config,
                                   postprocess_detections)
 from dcn.modeling.names import DETECTION
 
 __all__ = ['Predictor', 'im_detect', 'pred_eval', 'test_net', 'class_boxes', 'nms_for_config',
-           'model_id']
+           'model_id', 'write_results']
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +42,11 @@ def im_detect(predictor, data_batch, data_names, scales, cfg):
     """
     output = predictor.predict(data_batch)
     data_dict = dict(zip(data_names, [d.asnumpy() for d in data_batch.data]))
-    scores_list, boxes_list = decode_detections(output, data_dict['im_info'], scales)
+    im_info = data_dict['im_info'] if 'im_info' in data_dict else data_batch.im_info
+    if 'rois' in data_dict:  # detection on given proposals (TEST.HAS_RPN false)
+        output = dict(output)
+        output[OUTPUT_NAMES[0]] = data_dict['rois'].reshape((-1, 5))
+    scores_list, boxes_list = decode_detections(output, im_info, scales)
     data_list = [{k: v[i:i + 1] for k, v in data_dict.items()} for i in range(len(scores_list))]
     return scores_list, boxes_list, data_list
 
@@ -134,7 +139,8 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     try:
         for batch in test_data:
             tic = time.time()
-            im_info = batch.data[data_names.index('im_info')].asnumpy()
+            im_info = batch.data[data_names.index('im_info')].asnumpy() \
+                if 'im_info' in data_names else batch.im_info
             scores_all, boxes_all, data_all = im_detect(predictor, batch, data_names,
                                                         im_info[:, 2], cfg)
             t_detect += time.time() - tic
@@ -176,7 +182,20 @@ def pred_eval(predictor, test_data, imdb, cfg, vis=False, thresh=1e-3, logger=No
     atomic_write(det_file, _write)
     atomic_write(key_file, _write_key)
     logger.info('wrote detections to %s', det_file)
-    return _evaluate(imdb, all_boxes, logger)
+    results = _evaluate(imdb, all_boxes, logger)
+    if isinstance(results, dict):
+        # network time per image (the loader and the evaluation excluded)
+        results['seconds_per_image'] = t_detect / max(seen, 1)
+    return results
+
+
+def write_results(path, results, **info):
+    """Write the numeric entries of ``results`` (and ``info``) as JSON, atomically."""
+    metrics = {k: float(v) for k, v in results.items()
+               if isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)}
+    payload = dict(info, metrics=metrics)
+    atomic_write_text(path, json.dumps(payload, indent=1, sort_keys=True))
+    return path
 
 
 def _evaluate(imdb, all_boxes, logger):
@@ -218,9 +237,13 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
     imdb = get_imdb(cfg.dataset.dataset, image_set, cfg.dataset.root_path,
                     cfg.dataset.dataset_path, result_path=output_dir)
     roidb = imdb.gt_roidb()
+    has_rpn = bool(cfg.TEST.HAS_RPN)
+    if not has_rpn:
+        # the proposals of dataset.proposal (rpn: <result path>/rpn_data/<set>_rpn.pkl)
+        roidb = imdb.proposal_roidb(cfg.dataset.proposal, roidb)
     batch_images = int(cfg.TEST.BATCH_IMAGES) * len(ctx)
     test_data = TestLoader(roidb, cfg, batch_size=batch_images, shuffle=False,
-                           has_rpn=cfg.TEST.HAS_RPN)
+                           has_rpn=has_rpn)
     try:
         scales = get_scales(cfg)
         stride = int(cfg.network.get('IMAGE_STRIDE', 0) or 0)
@@ -228,12 +251,20 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
         max_w = max(s[1] for s in scales)
         if stride > 0:  # the loader pads the image sides to multiples of IMAGE_STRIDE
             max_h, max_w = (-(-max_h // stride) * stride, -(-max_w // stride) * stride)
-        max_data_shapes = [('data', (batch_images, 3, max_h, max_w)),
-                           ('im_info', (batch_images, 3))]
         arg_params, aux_params = load_param(prefix, epoch, process=True)
-        check_param_shapes(sym, arg_params, aux_params, dict(max_data_shapes),
+        if has_rpn:
+            max_data_shapes = [('data', (batch_images, 3, max_h, max_w)),
+                               ('im_info', (batch_images, 3))]
+            check_shapes = dict(max_data_shapes)
+        else:  # the number of proposals varies: bound on the first batch
+            max_data_shapes = None
+            check_shapes = dict(test_data.provide_data)
+            used = set(sym.list_arguments()) | set(sym.list_auxiliary_states())
+            arg_params = {k: v for k, v in arg_params.items() if k in used}
+            aux_params = {k: v for k, v in aux_params.items() if k in used}
+        check_param_shapes(sym, arg_params, aux_params, check_shapes,
                            source='%s-%04d.params' % (prefix, epoch))
-        predictor = Predictor(sym, ['data', 'im_info'], [], context=ctx,
+        predictor = Predictor(sym, list(test_data.data_names), [], context=ctx,
                               max_data_shapes=max_data_shapes, arg_params=arg_params,
                               aux_params=aux_params)
         tic = time.time()
@@ -241,6 +272,9 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
                             logger=logger, ignore_cache=ignore_cache, output_dir=output_dir,
                             model=model_id(prefix, epoch))
         logger.info('tested %d images in %.1fs', imdb.num_images, time.time() - tic)
+        if output_dir and isinstance(results, dict):
+            write_results(os.path.join(output_dir, '%s_results.json' % image_set), results,
+                          model=model_id(prefix, epoch), config_name=cfg.get('config_name'))
         return results
     finally:
         test_data.close()

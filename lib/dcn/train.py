@@ -351,7 +351,7 @@ def _updates_per_iteration(kvstore):
 
 def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logger=None,
               output_path=None, kvstore=None, begin_epoch=None, end_epoch=None, roidb=None,
-              rank=None, num_workers=None, bind_max_shapes=True):
+              rank=None, num_workers=None, bind_max_shapes=True, stage=None):
     """Train end to end; returns (checkpoint prefix, last epoch written).
 
     :param cfg: loaded configuration (``dcn.config.load_config``)
@@ -361,6 +361,8 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     :param kvstore: kvstore name or ``mx.kvstore.KVStore`` (default ``default.kvstore``)
     :param rank, num_workers: worker index/count for distributed training (default: from a
         ``dist_*`` kvstore; the roidb is sharded with :func:`shard_roidb`)
+    :param stage: None (end to end), 'rpn' (the RPN alone) or 'rcnn' (the RoI head on the
+        precomputed proposals of ``roidb``): :func:`dcn.modeling.stages.stage_view`
     """
     cfg_name = cfg_name or cfg.get('config_name') or 'default'
     image_set = cfg.dataset.image_set
@@ -388,6 +390,10 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     batch_size = len(ctx) * int(cfg.TRAIN.BATCH_IMAGES)
 
     sym_instance = get_symbol_instance(symbol_package, cfg)
+    if stage is not None:
+        from dcn.modeling.stages import stage_view
+        sym_instance = stage_view(sym_instance, stage)
+        bind_max_shapes = False  # stage inputs (e.g. the proposals) vary per batch
     sym = sym_instance.get_symbol(cfg, is_train=True)
 
     if roidb is None:

@@ -142,6 +142,182 @@ class IMDB(object):
         logger.info('appended %d flipped images', len(flipped))
         return list(roidb) + flipped
 
+    # -- precomputed proposals ------------------------------------------------------------
+    def rpn_file(self, full=False):
+        """``<result_path>/rpn_data/<name>_rpn.pkl`` (``_full_rpn.pkl``: before the score
+        threshold), where :func:`dcn.engine.proposals.generate_proposals` writes them."""
+        return os.path.join(self.result_path, 'rpn_data',
+                            self.name + ('_full_rpn.pkl' if full else '_rpn.pkl'))
+
+    def load_rpn_data(self, full=False):
+        """The dumped proposals: a list over images of (k, 5) arrays x1, y1, x2, y2, score."""
+        path = self.rpn_file(full)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                'proposals of %s not found: %s (dataset.proposal: rpn reads the file that '
+                'testing the RPN writes, e.g. experiments/rfcn/rfcn_test_rpn.py)'
+                % (self.name, path))
+        with open(path, 'rb') as f:
+            box_list = pickle.load(f)
+        logger.info('loaded proposals of %s from %s', self.name, path)
+        return box_list
+
+    def rpn_roidb(self, gt_roidb, append_gt=False):
+        """Roidb of the dumped RPN proposals, after the ground truth with ``append_gt``."""
+        roidb = self.create_roidb_from_box_list(self.load_rpn_data(), gt_roidb)
+        if append_gt:
+            roidb = IMDB.merge_roidbs([dict(r) for r in gt_roidb], roidb)
+        return roidb
+
+    def proposal_roidb(self, proposal, gt_roidb, append_gt=False):
+        """Roidb of the proposals named by ``dataset.proposal`` (``rpn``, or a method
+        ``<proposal>_roidb`` the dataset provides, e.g. selective search)."""
+        method = getattr(self, '%s_roidb' % proposal, None)
+        if method is None or str(proposal) == 'gt':
+            available = sorted(m[:-len('_roidb')] for m in dir(self)
+                               if m.endswith('_roidb') and not m.startswith('_') and
+                               m not in ('gt_roidb', 'proposal_roidb'))
+            raise ValueError('dataset.proposal is %r but %s provides no such proposals '
+                             '(available: %s)' % (proposal, type(self).__name__,
+                                                  ', '.join(available)))
+        return method(gt_roidb, append_gt=append_gt)
+
+    def create_roidb_from_box_list(self, box_list, gt_roidb):
+        """Roidb entries of the boxes ``box_list[i]`` ((k, 4) or (k, 5), score dropped) of
+        every image: class 0, overlaps with the gt boxes of ``gt_roidb`` (each box counts
+        for the class of the gt box it overlaps most)."""
+        from dcn.bbox import bbox_overlaps
+        if len(box_list) != self.num_images:
+            raise ValueError('%s: %d proposal arrays for %d images (proposals of another image '
+                             'set?)' % (self.name, len(box_list), self.num_images))
+        roidb = []
+        for i in range(self.num_images):
+            boxes = np.asarray(box_list[i], dtype=np.float32)
+            if boxes.ndim != 2 or boxes.shape[1] not in (4, 5):
+                raise ValueError('%s: proposals of image %d must be (k, 4) or (k, 5), got %s'
+                                 % (self.name, i, boxes.shape))
+            boxes = boxes[:, :4].copy()
+            overlaps = np.zeros((boxes.shape[0], self.num_classes), dtype=np.float32)
+            gt = gt_roidb[i] if gt_roidb is not None else None
+            if gt is not None and len(gt['boxes']) and boxes.shape[0]:
+                ov = np.asarray(bbox_overlaps(boxes.astype(np.float64),
+                                              np.asarray(gt['boxes'], np.float64)))
+                argmax, maxes = ov.argmax(axis=1), ov.max(axis=1)
+                pos = np.where(maxes > 0)[0]
+                overlaps[pos, np.asarray(gt['gt_classes'])[argmax[pos]]] = maxes[pos]
+            rec = {'boxes': boxes, 'gt_classes': np.zeros((boxes.shape[0],), np.int32),
+                   'gt_overlaps': overlaps,
+                   'max_classes': overlaps.argmax(axis=1) if boxes.shape[0] else
+                   np.zeros((0,), np.int64),
+                   'max_overlaps': overlaps.max(axis=1) if boxes.shape[0] else
+                   np.zeros((0,), np.float32),
+                   'flipped': False}
+            for key in ('image', 'height', 'width'):
+                rec[key] = gt[key] if gt is not None else None
+            roidb.append(rec)
+        return roidb
+
+    @staticmethod
+    def merge_roidbs(a, b):
+        """Entry-wise concatenation of the boxes of ``b`` after those of ``a`` (in place)."""
+        if len(a) != len(b):
+            raise ValueError('merge_roidbs: %d and %d entries' % (len(a), len(b)))
+        for ra, rb in zip(a, b):
+            ra['boxes'] = np.vstack((ra['boxes'], rb['boxes'])).astype(np.float32)
+            ra['gt_classes'] = np.hstack((ra['gt_classes'], rb['gt_classes'])).astype(np.int32)
+            ra['gt_overlaps'] = np.vstack((ra['gt_overlaps'], rb['gt_overlaps']))
+            ra['max_classes'] = np.hstack((ra['max_classes'], rb['max_classes']))
+            ra['max_overlaps'] = np.hstack((ra['max_overlaps'], rb['max_overlaps']))
+        return a
+
+    def evaluate_recall(self, roidb, candidate_boxes=None, thresholds=None, top_n=None):
+        """Proposal recall as the original's ``evaluate_recall``: every gt box (class > 0,
+        overlap 1) is matched greedily to a distinct candidate (best covered gt first);
+        recall at each IoU threshold (default 0.5:0.05:0.95) and their mean (average
+        recall), for all boxes and by gt area (0-25, 25-50, 50-100, 100-200, 200-300,
+        300-inf pixels, side of the square). ``candidate_boxes[i]`` (k, 4 or 5) default to
+        the non-gt boxes of ``roidb``; ``top_n`` keeps the first (best) ``top_n`` of each.
+
+        Returns {'thresholds', 'recalls' (all areas), 'ar', 'areas': {name: (ar, recalls)},
+        'num_proposals' (mean per image), 'log'}.
+        """
+        from dcn.bbox import bbox_overlaps
+        area_names = ['all', '0-25', '25-50', '50-100', '100-200', '200-300', '300-inf']
+        area_ranges = [[0 ** 2, 1e5 ** 2], [0 ** 2, 25 ** 2], [25 ** 2, 50 ** 2],
+                       [50 ** 2, 100 ** 2], [100 ** 2, 200 ** 2], [200 ** 2, 300 ** 2],
+                       [300 ** 2, 1e5 ** 2]]
+        if thresholds is None:
+            thresholds = np.arange(0.5, 0.95 + 1e-5, 0.05)
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        if len(roidb) != self.num_images:
+            raise ValueError('evaluate_recall: %d roidb entries for %d images'
+                             % (len(roidb), self.num_images))
+        if candidate_boxes is not None and len(candidate_boxes) != self.num_images:
+            raise ValueError('evaluate_recall: %d candidate arrays for %d images'
+                             % (len(candidate_boxes), self.num_images))
+
+        def _candidates(i):
+            if candidate_boxes is None:
+                rec = roidb[i]
+                boxes = np.asarray(rec['boxes'])[np.asarray(rec['gt_classes']) == 0]
+            else:
+                boxes = np.asarray(candidate_boxes[i]).reshape(-1, np.shape(
+                    candidate_boxes[i])[-1] if np.size(candidate_boxes[i]) else 4)
+            boxes = boxes[:, :4]
+            return boxes[:top_n] if top_n is not None else boxes
+
+        lines = []
+        counts = []
+        for lo_hi in area_ranges[1:]:
+            count = 0
+            for i in range(self.num_images):
+                b = _candidates(i)
+                areas = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+                count += int(np.sum((areas >= lo_hi[0]) & (areas < lo_hi[1])))
+            counts.append(count)
+        total = float(sum(counts))
+        for name, count in zip(area_names[1:], counts):
+            lines.append('percentage of %s %.4f' % (name, count / total if total else 0.0))
+        lines.append('average number of proposal %.1f' % (total / max(self.num_images, 1)))
+        result = {'thresholds': thresholds, 'areas': {},
+                  'num_proposals': total / max(self.num_images, 1)}
+        for name, (lo, hi) in zip(area_names, area_ranges):
+            gt_overlaps = []
+            num_pos = 0
+            for i in range(self.num_images):
+                rec = roidb[i]
+                max_gt = np.asarray(rec['gt_overlaps']).max(axis=1) if len(rec['boxes'])                     else np.zeros((0,))
+                gt_inds = np.where((np.asarray(rec['gt_classes']) > 0) & (max_gt == 1))[0]
+                gt_boxes = np.asarray(rec['boxes'])[gt_inds, :]
+                areas = (gt_boxes[:, 2] - gt_boxes[:, 0] + 1) * (gt_boxes[:, 3] - gt_boxes[:, 1] + 1)
+                gt_boxes = gt_boxes[(areas >= lo) & (areas < hi)]
+                num_pos += len(gt_boxes)
+                boxes = _candidates(i)
+                if boxes.shape[0] == 0 or gt_boxes.shape[0] == 0:
+                    continue
+                ov = np.array(bbox_overlaps(boxes.astype(np.float64),
+                                            gt_boxes.astype(np.float64)))
+                covered = np.zeros((gt_boxes.shape[0],))
+                for j in range(min(boxes.shape[0], gt_boxes.shape[0])):
+                    best_box = ov.argmax(axis=0)
+                    best_ov = ov.max(axis=0)
+                    gt_ind = best_ov.argmax()
+                    box_ind = best_box[gt_ind]
+                    covered[j] = ov[box_ind, gt_ind]
+                    ov[box_ind, :] = -1
+                    ov[:, gt_ind] = -1
+                gt_overlaps.append(covered)
+            gt_overlaps = np.sort(np.hstack(gt_overlaps)) if gt_overlaps else np.zeros((0,))
+            recalls = np.array([(gt_overlaps >= t).sum() / float(num_pos) if num_pos else 0.0
+                                for t in thresholds])
+            ar = float(recalls.mean())
+            result['areas'][name] = (ar, recalls)
+            lines.append('average recall for %s: %.3f' % (name, ar))
+            lines.extend('recall @%.2f: %.3f' % (t, r) for t, r in zip(thresholds, recalls))
+        result['ar'], result['recalls'] = result['areas']['all']
+        result['log'] = '\n'.join(lines)
+        return result
+
     def _check_all_boxes(self, all_boxes):
         if len(all_boxes) != self.num_classes:
             raise ValueError('all_boxes must have one list per class (%d), got %d'

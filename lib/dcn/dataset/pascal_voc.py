@@ -196,6 +196,22 @@ class VOCLayoutIMDB(IMDB):
         logger.info('\n'.join(lines))
 
 
+def unique_boxes(boxes, scale=1.0):
+    """Indices (ascending) of the first occurrence of each box, boxes compared after rounding
+    (the original's rule for the selective-search boxes)."""
+    hashes = np.round(np.asarray(boxes, np.float64) * scale).dot([1, 1e3, 1e6, 1e9])
+    _, index = np.unique(hashes, return_index=True)
+    return np.sort(index)
+
+
+def filter_small_boxes(boxes, min_size):
+    """Indices of boxes with x2 - x1 >= min_size and y2 - y1 > min_size (the original's rule:
+    no +1, strict in height)."""
+    w = boxes[:, 2] - boxes[:, 0]
+    h = boxes[:, 3] - boxes[:, 1]
+    return np.where((w >= min_size) & (h > min_size))[0]
+
+
 class PascalVOC(SegmentationIMDB, VOCLayoutIMDB):
     """PASCAL VOC 2007/2012 from a VOCdevkit directory."""
 
@@ -219,3 +235,47 @@ class PascalVOC(SegmentationIMDB, VOCLayoutIMDB):
         self.use_07_metric = int(year) < 2010
         super().__init__('voc_' + year, split, split, root_path, devkit_path,
                          os.path.join(devkit_path, 'VOC' + year), VOC_CLASSES, result_path)
+
+    # minimum side of a selective-search box (the original's config['min_size'])
+    SS_MIN_SIZE = 2
+
+    def selective_search_file(self):
+        """``<root_path>/selective_search_data/<name>.mat`` (e.g. voc_2007_trainval.mat), as
+        the original reads it."""
+        return os.path.join(self.root_path, 'selective_search_data', self.name + '.mat')
+
+    def load_selective_search_boxes(self):
+        """Per image, the selective-search boxes x1, y1, x2, y2 (0-based): the file's
+        1-based y1, x1, y2, x2 boxes reordered, duplicates and boxes under SS_MIN_SIZE
+        removed, as the original's load_selective_search_roidb."""
+        path = self.selective_search_file()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                '%s: selective search proposals not found: %s (dataset.proposal: '
+                'selective_search reads <root_path>/selective_search_data/<name>.mat)'
+                % (self.name, path))
+        import scipy.io
+        try:
+            raw = scipy.io.loadmat(path)['boxes'].ravel()
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise ValueError('%s: cannot read the selective search file %s (%s; expected a '
+                             'MATLAB file with a cell array "boxes")' % (self.name, path, exc))
+        if len(raw) != self.num_images:
+            raise ValueError('%s: %s holds boxes of %d images, the image set has %d'
+                             % (self.name, path, len(raw), self.num_images))
+        box_list = []
+        for i in range(len(raw)):
+            boxes = np.asarray(raw[i], np.float64).reshape(-1, 4)[:, (1, 0, 3, 2)] - 1
+            boxes = boxes[unique_boxes(boxes), :]
+            boxes = boxes[filter_small_boxes(boxes, self.SS_MIN_SIZE), :]
+            box_list.append(boxes.astype(np.float32))
+        logger.info('loaded selective search boxes of %s from %s', self.name, path)
+        return box_list
+
+    def selective_search_roidb(self, gt_roidb, append_gt=False):
+        """Roidb of the selective-search boxes (``dataset.proposal: selective_search``),
+        after the ground truth with ``append_gt``."""
+        roidb = self.create_roidb_from_box_list(self.load_selective_search_boxes(), gt_roidb)
+        if append_gt:
+            roidb = IMDB.merge_roidbs([dict(r) for r in gt_roidb], roidb)
+        return roidb

@@ -1,5 +1,4 @@
-"""One predictor and one detection post-processing, used by the tester, the demos and the
-benchmarks.
+"""One predictor and one detection post-processing, used by the tester and the demos.
 
 :class:`Predictor` binds a test symbol (for the largest input, or lazily on the first one)
 and reshapes for other inputs; on CPU contexts it first applies the bind-time rewrites of

@@ -22,7 +22,8 @@ def num_reg_classes(cfg, num_classes):
     return 2 if cfg.CLASS_AGNOSTIC else num_classes
 
 
-def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois'):
+def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois',
+                 output_score=False):
     """Proposal symbol: ``rpn_cls_prob`` (N, 2A, H, W), ``rpn_bbox_pred`` (N, 4A, H, W).
 
     Uses ``cfg.TRAIN`` or ``cfg.TEST`` (``RPN_PRE_NMS_TOP_N``, ``RPN_POST_NMS_TOP_N``,
@@ -30,7 +31,8 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
     ``CXX_PROPOSAL`` MXNet's ``contrib.Proposal`` (or ``MultiProposal`` for batches of
     several images) is used, otherwise the ``proposal`` CustomOp (in training with
     ``TRAIN.ORIGINAL_QUIRKS``, short lists padded with random kept proposals).  Output
-    (N * post_nms_top_n, 5): batch index, x1, y1, x2, y2.
+    (N * post_nms_top_n, 5): batch index, x1, y1, x2, y2; with ``output_score`` a group of
+    that and the scores (N * post_nms_top_n, 1).
     """
     section = cfg.TRAIN if is_train else cfg.TEST
     where = 'TRAIN' if is_train else 'TEST'
@@ -51,7 +53,7 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
                   rpn_pre_nms_top_n=int(section.RPN_PRE_NMS_TOP_N),
                   rpn_post_nms_top_n=int(section.RPN_POST_NMS_TOP_N),
                   threshold=float(section.RPN_NMS_THRESH),
-                  rpn_min_size=int(section.RPN_MIN_SIZE))
+                  rpn_min_size=int(section.RPN_MIN_SIZE), output_score=bool(output_score))
     return mx.sym.Custom(cls_prob=rpn_cls_prob, bbox_pred=rpn_bbox_pred, im_info=im_info,
                          op_type='proposal', name=name, feat_stride=str(stride),
                          scales=tuple_str(scales), ratios=tuple_str(ratios),
@@ -59,7 +61,8 @@ def rpn_proposal(rpn_cls_prob, rpn_bbox_pred, im_info, cfg, is_train, name='rois
                          rpn_post_nms_top_n=str(int(section.RPN_POST_NMS_TOP_N)),
                          threshold=str(float(section.RPN_NMS_THRESH)),
                          rpn_min_size=str(float(section.RPN_MIN_SIZE)),
-                         random_pad=str(bool(is_train and original_quirks(cfg))))
+                         random_pad=str(bool(is_train and original_quirks(cfg))),
+                         output_score=str(bool(output_score)))
 
 
 def proposal_target(rois, gt_boxes, cfg, num_classes, name='proposal_target'):

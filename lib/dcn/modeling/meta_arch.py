@@ -25,7 +25,7 @@ from dcn.symbols.resnet import RESNET_V1_101
 from . import backbone as _backbone  # noqa: F401  (registers the parts)
 from . import proposal_generator as _proposal  # noqa: F401
 from . import roi_heads as _roi_heads  # noqa: F401
-from .names import DETECTION, output_name
+from .names import DETECTION, RCNN_ONLY, RPN_ONLY, output_name
 from .registry import BACKBONES, PROPOSAL_GENERATORS, ROI_HEADS
 
 __all__ = ['TwoStageDetector', 'Detector', 'RFCN', 'FasterRCNN', 'sym_ops', 'builtin_sym_ops']
@@ -157,6 +157,11 @@ class TwoStageDetector(object):
     def build_train_loader(self, sym, roidb, cfg, batch_size, ctx, seed):
         """The training data loader of the task (inputs ``names.train_data``, labels
         ``names.train_labels``): anchor targets on the single level of the RPN."""
+        return self.anchor_loader(sym, roidb, cfg, batch_size, ctx, seed,
+                                  data_names=self.names.train_data)
+
+    def anchor_loader(self, sym, roidb, cfg, batch_size, ctx, seed, data_names):
+        """AnchorLoader on the single anchor level of the RPN, providing ``data_names``."""
         from dcn.loader import AnchorLoader
         levels = self.anchor_levels(cfg)
         if len(levels) != 1:
@@ -173,7 +178,8 @@ class TwoStageDetector(object):
                             anchor_scales=cfg.network.ANCHOR_SCALES,
                             anchor_ratios=cfg.network.ANCHOR_RATIOS,
                             allowed_border=cfg.TRAIN.get('RPN_ALLOWED_BORDER', 0),
-                            aspect_grouping=cfg.TRAIN.ASPECT_GROUPING, seed=seed)
+                            aspect_grouping=cfg.TRAIN.ASPECT_GROUPING, seed=seed,
+                            data_names=data_names)
 
     # ------------------------------------------------------------------ network
     def _check_cfg(self, cfg):
@@ -235,6 +241,54 @@ class TwoStageDetector(object):
             group = mx.sym.Group([out[n] for n in self.names.test_outputs])
         self.sym = group
         return group
+
+    def get_symbol_rpn(self, cfg, is_train=False):
+        """The RPN alone (the original's ``get_symbol_rpn``): in training inputs ``data`` and
+        the anchor labels, outputs ``rpn_cls_prob``, ``rpn_bbox_loss``; in testing inputs
+        ``data``, ``im_info`` and outputs the proposals ``rois`` and their scores
+        ``rois_score`` (TEST.RPN_* settings). Names: :data:`RPN_ONLY`."""
+        self._check_cfg(cfg)
+        ops = sym_ops(cfg)
+        feats, spec = self.build_backbone(mx.sym.Variable('data'), cfg, is_train, ops)
+        rpn = self.build_proposal_generator()
+        if is_train:
+            inputs = {n: mx.sym.Variable(n) for n in RPN_ONLY.train_labels}
+            out = rpn.losses(feats, spec, cfg, inputs)
+            group = mx.sym.Group([out[n] for n in RPN_ONLY.train_outputs])
+        else:
+            out = rpn.proposals_with_scores(feats, spec, mx.sym.Variable('im_info'), cfg)
+            group = mx.sym.Group([out[n] for n in RPN_ONLY.test_outputs])
+        self.sym = group
+        return group
+
+    def get_symbol_rcnn(self, cfg, is_train=False):
+        """The RoI head on given proposals (the original's ``get_symbol_rfcn`` /
+        ``get_symbol_rcnn``): inputs ``data``, ``rois`` (N, R, 5) and in training ``label``
+        (N, R), ``bbox_target``, ``bbox_weight`` (N, R, 4 * K); outputs
+        ``cls_prob_reshape``, ``bbox_loss_reshape``, ``rcnn_label`` (training) or
+        ``cls_prob_reshape``, ``bbox_pred_reshape`` (testing). Names: :data:`RCNN_ONLY`."""
+        if not is_train:
+            cfg = copy.deepcopy(cfg)
+            cfg.TEST.HAS_RPN = False
+            return self.get_symbol(cfg, is_train=False)
+        self._check_cfg(cfg)
+        ops = sym_ops(cfg)
+        nreg = heads.num_reg_classes(cfg)
+        rois = mx.sym.Reshape(data=mx.sym.Variable('rois'), shape=(-1, 5), name='rois_reshape')
+        label = mx.sym.Reshape(data=mx.sym.Variable('label'), shape=(-1,),
+                               name='label_reshape')
+        bbox_target = mx.sym.Reshape(data=mx.sym.Variable('bbox_target'),
+                                     shape=(-1, 4 * nreg), name='bbox_target_reshape')
+        bbox_weight = mx.sym.Reshape(data=mx.sym.Variable('bbox_weight'),
+                                     shape=(-1, 4 * nreg), name='bbox_weight_reshape')
+        feats, spec = self.build_backbone(mx.sym.Variable('data'), cfg, True, ops)
+        cls_score, bbox_pred = self.build_roi_head()(feats, spec, rois, cfg, ops, True)
+        cls_prob, bbox_loss, rcnn_label = heads.rcnn_train_outputs(
+            cfg, cls_score, bbox_pred, label, bbox_target, bbox_weight)
+        out = {'cls_prob_reshape': cls_prob, 'bbox_loss_reshape': bbox_loss,
+               'rcnn_label': mx.sym.BlockGrad(rcnn_label, name='rcnn_label')}
+        self.sym = mx.sym.Group([out[n] for n in RCNN_ONLY.train_outputs])
+        return self.sym
 
     # ------------------------------------------------------------------ shapes
     def param_shapes(self, cfg, data_shape=None):

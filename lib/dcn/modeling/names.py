@@ -5,7 +5,7 @@ Loaders name the arrays they provide after it, metrics look the outputs up by th
 checkpoint rules take the box-regression layers from the RoI head. A new task (e.g.
 semantic segmentation) defines its own :class:`NameTable`.
 """
-__all__ = ['NameTable', 'DETECTION', 'output_name']
+__all__ = ['NameTable', 'DETECTION', 'RPN_ONLY', 'RCNN_ONLY', 'output_name']
 
 
 def output_name(name):
@@ -54,4 +54,26 @@ DETECTION = NameTable(
     # TEST.HAS_RPN false: the test symbol takes the proposals and has no rois output
     test_data_given_rois=('data', 'rois'),
     test_outputs_given_rois=('cls_prob_reshape', 'bbox_pred_reshape'),
+)
+
+#: the RPN alone (RPN-only training, proposal generation): the test symbol outputs the
+#: proposals and their scores (the original's ``rois_output``, ``rois_score``)
+RPN_ONLY = NameTable(
+    'rpn',
+    train_data=('data',),
+    train_labels=('label', 'bbox_target', 'bbox_weight'),
+    train_outputs=('rpn_cls_prob', 'rpn_bbox_loss'),
+    test_data=('data', 'im_info'),
+    test_outputs=('rois', 'rois_score'),
+)
+
+#: the RoI head on given proposals (training and testing from precomputed proposals):
+#: ``rois`` (N, R, 5), labels per RoI (N, R), box targets and weights (N, R, 4 * K)
+RCNN_ONLY = NameTable(
+    'rcnn',
+    train_data=('data', 'rois'),
+    train_labels=('label', 'bbox_target', 'bbox_weight'),
+    train_outputs=('cls_prob_reshape', 'bbox_loss_reshape', 'rcnn_label'),
+    test_data=('data', 'rois'),
+    test_outputs=('cls_prob_reshape', 'bbox_pred_reshape'),
 )

@@ -173,6 +173,8 @@ BASE_KEY = '_BASE_'
 # keys added by the families (register_defaults): {full key: family name}
 _REGISTERED = {}
 _NO_EFFECT_EXTRA = []
+# further types an existing key accepts (register_defaults(alternatives=)): {key: [value]}
+_ALTERNATIVES = {}
 
 
 def _flat_keys(tree, prefix=''):
@@ -184,13 +186,17 @@ def _flat_keys(tree, prefix=''):
             yield prefix + k
 
 
-def register_defaults(family, keys, choices=None, nullable=None, no_effect=()):
+def register_defaults(family, keys, choices=None, nullable=None, no_effect=(),
+                      alternatives=None):
     """Add a family's configuration keys to the schema (detectron2's ``add_xxx_config``).
 
     ``keys`` is a nested dict of new keys and their defaults (a new section, or new keys in
     an existing section: ``{'TRAIN': {'ENABLE_CROP': False}}``); ``choices`` / ``nullable``
     map full dotted names to a tuple of allowed values / the type a None default takes;
-    ``no_effect`` names keys that are accepted but change nothing. A key may be added once
+    ``no_effect`` names keys that are accepted but change nothing; ``alternatives`` maps an
+    existing key to a value of another type that it also accepts, checked like a default of
+    that type (FPN: ``{'network.RPN_FEAT_STRIDE': [4, 8, 16, 32, 64]}``, a list of strides
+    where the other families give one), its default unchanged. A key may be added once
     (registering the same family's keys again with the same defaults is a no-op); changing
     an existing key's default is an error, so that no family changes another's meaning.
     """
@@ -216,6 +222,16 @@ def register_defaults(family, keys, choices=None, nullable=None, no_effect=()):
     for key in no_effect:
         if key not in _NO_EFFECT_EXTRA:
             _NO_EFFECT_EXTRA.append(key)
+    for key, value in (alternatives or {}).items():
+        node = DEFAULTS
+        for part in key.split('.'):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError('register_defaults(%s): alternative for unknown key %r'
+                                 % (family, key))
+            node = node[part]
+        kinds = _ALTERNATIVES.setdefault(key, [])
+        if all(type(v) is not type(value) for v in kinds):
+            kinds.append(copy.deepcopy(value))
 
 
 def registered_keys(family=None):
@@ -258,7 +274,7 @@ def _coerce(key, default, v, path):
         if v not in _CHOICES[key]:
             raise _err(key, path, 'must be one of %s, got %r' % (list(_CHOICES[key]), v))
         return v
-    if key == 'SCALES':
+    if key in ('SCALES', 'TEST_SCALES'):
         return _check_scales(v, key, path)
     if key in ('gpus', 'TRAIN.lr_step') or (key.startswith('TRAIN.ALTERNATE.') and
                                             key.endswith('_lr_step')):
@@ -319,6 +335,18 @@ def _coerce(key, default, v, path):
     raise _err(key, path, 'has an unsupported default type')  # pragma: no cover
 
 
+def _coerce_any(key, default, v, path):
+    """:func:`_coerce` against the default, else against a registered alternative of the
+    value's type (the error of the default's type when none fits)."""
+    try:
+        return _coerce(key, default, v, path)
+    except ValueError:
+        for alt in _ALTERNATIVES.get(key, ()):
+            if isinstance(v, (list, tuple)) == isinstance(alt, list):
+                return _coerce(key, alt, v, path)
+        raise
+
+
 def _merge(dst, src, prefix, path, seen=None):
     """Merge ``src`` into ``dst`` (checked); appends the full names of the keys set to
     ``seen``."""
@@ -339,7 +367,7 @@ def _merge(dst, src, prefix, path, seen=None):
                 continue
             _merge(dst[k], v, key + '.', path, seen)
         else:
-            dst[k] = _coerce(key, dst[k], v, path)
+            dst[k] = _coerce_any(key, dst[k], v, path)
             if seen is not None:
                 seen.append(key)
 

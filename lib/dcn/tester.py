@@ -248,8 +248,11 @@ def test_net(cfg, symbol_package, prefix, epoch, ctx=None, vis=False, ignore_cac
                            has_rpn=has_rpn)
     try:
         scales = get_scales(cfg)
+        stride = int(cfg.network.get('IMAGE_STRIDE', 0) or 0)
         max_h = max(s[0] for s in scales)
         max_w = max(s[1] for s in scales)
+        if stride > 0:  # the loader pads the image sides to multiples of IMAGE_STRIDE
+            max_h, max_w = (-(-max_h // stride) * stride, -(-max_w // stride) * stride)
         arg_params, aux_params = load_param(prefix, epoch, process=True)
         if has_rpn:
             max_data_shapes = [('data', (batch_images, 3, max_h, max_w)),

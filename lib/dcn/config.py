@@ -37,6 +37,7 @@ DEFAULTS = {
     'gpus': '',                         # '' -> CPU; '0,1' -> two GPUs
     'CLASS_AGNOSTIC': True,             # R-FCN: True (8 box outputs); Faster R-CNN: False
     'SCALES': [600, 1000],              # [short side, max long side]
+    'TEST_SCALES': [],                  # testing scales [[short, long], ...]; [] -> SCALES[0]
     'config_name': '',                  # (+) set from the file name when empty
     'default': {
         'frequent': 20,                 # Speedometer period (batches)
@@ -143,6 +144,8 @@ DEFAULTS = {
         'SCORE_THRESH': 0.001,          # (+) detections below this score are dropped
         'max_per_image': 300,
         'test_epoch': 0,
+        'USE_SOFTNMS': False,           # the original FPN's Gaussian soft-NMS (any detector)
+        'SOFTNMS_THRESH': 0.6,          # its sigma: scores times exp(-IoU^2 / SOFTNMS_THRESH)
         'SOFT_NMS': False,              # (+) soft-NMS instead of NMS for the final boxes
         'SOFT_NMS_METHOD': 'linear',    # (+) 'linear' or 'gaussian'
         'SOFT_NMS_SIGMA': 0.5,          # (+) gaussian soft-NMS sigma
@@ -248,6 +251,8 @@ def _err(key, path, msg):
 
 
 def _check_scales(v, key, path):
+    if key == 'TEST_SCALES' and isinstance(v, (list, tuple)) and len(v) == 0:
+        return []
     def pair(p):
         return (isinstance(p, (list, tuple)) and len(p) == 2 and all(
             isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in p))
@@ -502,6 +507,16 @@ def original_quirks(cfg):
     RoI gap filling, anchor labelling, proposal padding and warmup on resume, where this
     project differs on purpose (docs/DESIGN.md, "Where we differ from the original")."""
     return bool(cfg.TRAIN.get('ORIGINAL_QUIRKS', False))
+
+
+def get_test_scales(cfg):
+    """List of (short, long) testing scales: ``TEST_SCALES`` (each scale tests the whole set,
+    the detections are merged before the final NMS, as the original FPN tester) or, when it
+    is empty, the first of ``SCALES``."""
+    test_scales = cfg.get('TEST_SCALES') or []
+    if test_scales and isinstance(test_scales[0], (int, np.integer)):
+        test_scales = [test_scales]
+    return [tuple(int(x) for x in s) for s in test_scales] or get_scales(cfg)[:1]
 
 
 def get_scales(cfg):

@@ -24,6 +24,8 @@ CASES = {
     'rcnn_dcn': ('experiments/faster_rcnn/rcnn_end2end_train_test.py',
                  'experiments/faster_rcnn/rcnn_test.py',
                  'experiments/faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml'),
+    'fpn': ('experiments/fpn/fpn_end2end_train_test.py', 'experiments/fpn/fpn_test.py',
+            'experiments/fpn/cfgs/shapes_mini_fpn.yaml'),
 }
 
 

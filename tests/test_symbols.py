@@ -507,6 +507,11 @@ def test_small_deformable_rfcn_forward_backward(builtin):
 
 
 # ------------------------------------------------------------------------- given proposals, demos
+def demo_arg_channels(name, k, c):
+    return {'rfcn_cls_bias': k * c, 'rfcn_bbox_bias': k * 4 * 2,
+            'rfcn_cls_offset_t_bias': 2 * k * c, 'rfcn_bbox_offset_t_bias': 2 * k}[name]
+
+
 def test_given_proposals_network_and_psroi_demo(spec):
     cfg = _cfg('rfcn/cfgs/deform_psroi_demo.yaml')
     assert not cfg.TEST.HAS_RPN
@@ -521,8 +526,20 @@ def test_given_proposals_network_and_psroi_demo(spec):
     demo = _network(cfg).get_symbol(cfg, is_train=False)
     assert demo.list_outputs() == ['rfcn_cls_offset_output', 'cls_prob_reshape_output',
                                    'bbox_pred_reshape_output']
-    _, out, _ = _shapes(demo, data=(1, 3, 320, 480), rois=(1, 17, 5))
-    assert list(out.values())[0] == (17, 42, 7, 7)
+    demo_arg, out, _ = _shapes(demo, data=(1, 3, 320, 480), rois=(1, 17, 5))
+    # the original's demo network (model/deform_psroi-0000.params) pools 3 x 3 bins: its
+    # score maps have 3*3 instead of 7*7 groups, everything else is the detector's
+    assert list(out.values()) == [(17, 42, 3, 3), (1, 17, 21), (1, 17, 8)]
+    k, c = 3 * 3, 21
+    assert demo_arg.pop('rfcn_cls_weight') == [k * c, 1024, 1, 1]
+    assert demo_arg.pop('rfcn_bbox_weight') == [k * 4 * 2, 1024, 1, 1]
+    assert demo_arg.pop('rfcn_cls_offset_t_weight') == [2 * k * c, 1024, 1, 1]
+    assert demo_arg.pop('rfcn_bbox_offset_t_weight') == [2 * k, 1024, 1, 1]
+    for name in ('rfcn_cls_bias', 'rfcn_bbox_bias', 'rfcn_cls_offset_t_bias',
+                 'rfcn_bbox_offset_t_bias'):
+        assert demo_arg.pop(name) == [demo_arg_channels(name, k, c)]
+    assert demo_arg == {n: s for n, s in want.items() if n in demo_arg}
+    assert len(demo_arg) == len(want) - 8
     with pytest.raises(ValueError, match='is_train'):
         _network(cfg).get_symbol(cfg, is_train=True)
 

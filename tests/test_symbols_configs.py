@@ -14,10 +14,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
 if not os.path.isdir(REF):
     REF = '/work/shared/reference-configs'
-# the families built here; the FPN files come with that family
+# the families built here
 REF_FILES = sorted(glob.glob(os.path.join(REF, 'rfcn', '*.yaml')) +
                    glob.glob(os.path.join(REF, 'faster_rcnn', '*.yaml')) +
+                   glob.glob(os.path.join(REF, 'fpn', '*.yaml')) +
                    glob.glob(os.path.join(REF, 'deeplab', '*.yaml')))
+
+
+def _family(path):
+    """The family package of an experiments/<family>/cfgs file, imported (it registers
+    its config keys, as the command-line mains do)."""
+    family = os.path.basename(os.path.dirname(os.path.dirname(path)))
+    importlib.import_module(family)
+    return family
 
 
 def load_experiment(path):
@@ -54,6 +63,8 @@ def test_shapes_configs_present():
                      'rfcn/cfgs/shapes_mini_rfcn_dcn.yaml',
                      'faster_rcnn/cfgs/shapes_rcnn_dcn.yaml', 'faster_rcnn/cfgs/shapes_rcnn.yaml',
                      'faster_rcnn/cfgs/shapes_mini_rcnn_dcn.yaml',
+                     'fpn/cfgs/shapes_fpn.yaml', 'fpn/cfgs/shapes_fpn_dcn.yaml',
+                     'fpn/cfgs/shapes_mini_fpn.yaml',
                      # proposal pipelines: RPN alone, heads from proposals, alternate training
                      'rfcn/cfgs/shapes_mini_rfcn_rpn.yaml',
                      'rfcn/cfgs/shapes_mini_rfcn_proposals.yaml',
@@ -92,6 +103,7 @@ def test_shapes_segmentation_configs_consistent(path):
                          ids=os.path.basename)
 def test_shapes_configs_consistent(path):
     from dcn.dataset import shapes
+    pkg = _family(path)
     cfg = load_config(path)
     assert cfg.dataset.dataset == 'Shapes'
     assert cfg.dataset.NUM_CLASSES == shapes.NUM_CLASSES
@@ -107,16 +119,17 @@ def test_shapes_configs_consistent(path):
     steps = [float(s) for s in cfg.TRAIN.lr_step.split(',')]
     assert all(0 < s <= cfg.TRAIN.end_epoch for s in steps)
     # anchors cover the object sizes of the data set (side 28..120 px at scale ~1)
-    sizes = [16 * s for s in cfg.network.ANCHOR_SCALES]
+    strides = cfg.network.RPN_FEAT_STRIDE
+    strides = strides if isinstance(strides, list) else [strides]
+    sizes = [st * s for st in strides for s in cfg.network.ANCHOR_SCALES]
     assert min(sizes) <= shapes.OBJECT_SIZE_RANGE[0] * 1.5
     assert max(sizes) >= shapes.OBJECT_SIZE_RANGE[1]
-    pkg = 'rfcn' if '/rfcn/' in path else 'faster_rcnn'
     module = importlib.import_module('%s.symbols.%s' % (pkg, cfg.symbol))
     assert hasattr(module, cfg.symbol)
     assert cfg.CLASS_AGNOSTIC == (pkg == 'rfcn')
     # OHEM everywhere (from scratch, the Faster R-CNN head learns far better with it) but in
     # the mini Faster R-CNN config, which keeps the sampled-RoI losses under test
-    assert cfg.TRAIN.ENABLE_OHEM == (pkg == 'rfcn' or not mini)
+    assert cfg.TRAIN.ENABLE_OHEM == (pkg != 'faster_rcnn' or not mini)
     assert (cfg.TRAIN.BATCH_ROIS == -1) == cfg.TRAIN.ENABLE_OHEM
 
 
@@ -134,6 +147,7 @@ def test_scripts_point_at_existing_configs(script):
     entry = re.search(r'(experiments/\S+\.py)', text).group(1)
     assert entry in ('experiments/rfcn/rfcn_end2end_train_test.py',
                      'experiments/faster_rcnn/rcnn_end2end_train_test.py',
+                     'experiments/fpn/fpn_end2end_train_test.py',
                      'experiments/deeplab/deeplab_train_test.py')
     # the entry point of the script's own family folder
     assert entry.split('/')[1] == m.group(1).split('/')[1]
@@ -144,6 +158,7 @@ def test_one_script_per_published_experiment():
     names = {os.path.basename(s) for s in SCRIPTS}
     for n in ('rfcn_dcn_coco', 'rfcn_coco', 'rfcn_dcn_voc', 'rfcn_voc', 'rcnn_dcn_coco',
               'rcnn_coco', 'rcnn_dcn_voc', 'rcnn_voc', 'shapes_rfcn_dcn', 'shapes_rcnn_dcn',
+              'fpn_coco', 'fpn_dcn_coco', 'shapes_fpn', 'shapes_fpn_dcn',
               'deeplab_cityscapes', 'deeplab_dcn_cityscapes', 'deeplab_voc', 'deeplab_dcn_voc',
               'shapes_deeplab', 'shapes_deeplab_dcn'):
         assert n + '.sh' in names

@@ -37,6 +37,7 @@ DEFAULTS = {
     'gpus': '',                         # '' -> CPU; '0,1' -> two GPUs
     'CLASS_AGNOSTIC': True,             # R-FCN: True (8 box outputs); Faster R-CNN: False
     'SCALES': [600, 1000],              # [short side, max long side]
+    'TEST_SCALES': [],                  # testing scales [[short, long], ...]; [] -> SCALES[0]
     'config_name': '',                  # (+) set from the file name when empty
     'default': {
         'frequent': 20,                 # Speedometer period (batches)
@@ -143,6 +144,8 @@ DEFAULTS = {
         'SCORE_THRESH': 0.001,          # (+) detections below this score are dropped
         'max_per_image': 300,
         'test_epoch': 0,
+        'USE_SOFTNMS': False,           # the original FPN's Gaussian soft-NMS (any detector)
+        'SOFTNMS_THRESH': 0.6,          # its sigma: scores times exp(-IoU^2 / SOFTNMS_THRESH)
         'SOFT_NMS': False,              # (+) soft-NMS instead of NMS for the final boxes
         'SOFT_NMS_METHOD': 'linear',    # (+) 'linear' or 'gaussian'
         'SOFT_NMS_SIGMA': 0.5,          # (+) gaussian soft-NMS sigma
@@ -173,6 +176,8 @@ BASE_KEY = '_BASE_'
 # keys added by the families (register_defaults): {full key: family name}
 _REGISTERED = {}
 _NO_EFFECT_EXTRA = []
+# further types an existing key accepts (register_defaults(alternatives=)): {key: [value]}
+_ALTERNATIVES = {}
 
 
 def _flat_keys(tree, prefix=''):
@@ -184,13 +189,17 @@ def _flat_keys(tree, prefix=''):
             yield prefix + k
 
 
-def register_defaults(family, keys, choices=None, nullable=None, no_effect=()):
+def register_defaults(family, keys, choices=None, nullable=None, no_effect=(),
+                      alternatives=None):
     """Add a family's configuration keys to the schema (detectron2's ``add_xxx_config``).
 
     ``keys`` is a nested dict of new keys and their defaults (a new section, or new keys in
     an existing section: ``{'TRAIN': {'ENABLE_CROP': False}}``); ``choices`` / ``nullable``
     map full dotted names to a tuple of allowed values / the type a None default takes;
-    ``no_effect`` names keys that are accepted but change nothing. A key may be added once
+    ``no_effect`` names keys that are accepted but change nothing; ``alternatives`` maps an
+    existing key to a value of another type that it also accepts, checked like a default of
+    that type (FPN: ``{'network.RPN_FEAT_STRIDE': [4, 8, 16, 32, 64]}``, a list of strides
+    where the other families give one), its default unchanged. A key may be added once
     (registering the same family's keys again with the same defaults is a no-op); changing
     an existing key's default is an error, so that no family changes another's meaning.
     """
@@ -216,6 +225,16 @@ def register_defaults(family, keys, choices=None, nullable=None, no_effect=()):
     for key in no_effect:
         if key not in _NO_EFFECT_EXTRA:
             _NO_EFFECT_EXTRA.append(key)
+    for key, value in (alternatives or {}).items():
+        node = DEFAULTS
+        for part in key.split('.'):
+            if not isinstance(node, dict) or part not in node:
+                raise ValueError('register_defaults(%s): alternative for unknown key %r'
+                                 % (family, key))
+            node = node[part]
+        kinds = _ALTERNATIVES.setdefault(key, [])
+        if all(type(v) is not type(value) for v in kinds):
+            kinds.append(copy.deepcopy(value))
 
 
 def registered_keys(family=None):
@@ -232,6 +251,8 @@ def _err(key, path, msg):
 
 
 def _check_scales(v, key, path):
+    if key == 'TEST_SCALES' and isinstance(v, (list, tuple)) and len(v) == 0:
+        return []
     def pair(p):
         return (isinstance(p, (list, tuple)) and len(p) == 2 and all(
             isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in p))
@@ -258,7 +279,7 @@ def _coerce(key, default, v, path):
         if v not in _CHOICES[key]:
             raise _err(key, path, 'must be one of %s, got %r' % (list(_CHOICES[key]), v))
         return v
-    if key == 'SCALES':
+    if key in ('SCALES', 'TEST_SCALES'):
         return _check_scales(v, key, path)
     if key in ('gpus', 'TRAIN.lr_step') or (key.startswith('TRAIN.ALTERNATE.') and
                                             key.endswith('_lr_step')):
@@ -319,6 +340,18 @@ def _coerce(key, default, v, path):
     raise _err(key, path, 'has an unsupported default type')  # pragma: no cover
 
 
+def _coerce_any(key, default, v, path):
+    """:func:`_coerce` against the default, else against a registered alternative of the
+    value's type (the error of the default's type when none fits)."""
+    try:
+        return _coerce(key, default, v, path)
+    except ValueError:
+        for alt in _ALTERNATIVES.get(key, ()):
+            if isinstance(v, (list, tuple)) == isinstance(alt, list):
+                return _coerce(key, alt, v, path)
+        raise
+
+
 def _merge(dst, src, prefix, path, seen=None):
     """Merge ``src`` into ``dst`` (checked); appends the full names of the keys set to
     ``seen``."""
@@ -339,7 +372,7 @@ def _merge(dst, src, prefix, path, seen=None):
                 continue
             _merge(dst[k], v, key + '.', path, seen)
         else:
-            dst[k] = _coerce(key, dst[k], v, path)
+            dst[k] = _coerce_any(key, dst[k], v, path)
             if seen is not None:
                 seen.append(key)
 
@@ -474,6 +507,16 @@ def original_quirks(cfg):
     RoI gap filling, anchor labelling, proposal padding and warmup on resume, where this
     project differs on purpose (docs/DESIGN.md, "Where we differ from the original")."""
     return bool(cfg.TRAIN.get('ORIGINAL_QUIRKS', False))
+
+
+def get_test_scales(cfg):
+    """List of (short, long) testing scales: ``TEST_SCALES`` (each scale tests the whole set,
+    the detections are merged before the final NMS, as the original FPN tester) or, when it
+    is empty, the first of ``SCALES``."""
+    test_scales = cfg.get('TEST_SCALES') or []
+    if test_scales and isinstance(test_scales[0], (int, np.integer)):
+        test_scales = [test_scales]
+    return [tuple(int(x) for x in s) for s in test_scales] or get_scales(cfg)[:1]
 
 
 def get_scales(cfg):

@@ -17,9 +17,10 @@ import numpy as np
 from dcn.config import original_quirks
 from dcn.config import get_scales
 from dcn.image import get_image, get_train_image, get_train_rec, tensor_vstack
-from dcn.rpn.assign_anchor import assign_anchor
+from dcn.rpn.assign_anchor import assign_anchor, assign_pyramid_anchor
 
-__all__ = ['AnchorLoader', 'ROILoader', 'TestLoader', 'PrefetchingIter', 'sample_proposal_rois']
+__all__ = ['AnchorLoader', 'PyramidAnchorLoader', 'ROILoader', 'TestLoader', 'PrefetchingIter',
+           'sample_proposal_rois']
 
 _log = logging.getLogger(__name__)
 _STOP = object()
@@ -342,9 +343,7 @@ class AnchorLoader(_TrainLoader):
         feat = self.feat_shape((per_dev,) + data.shape[1:])
         labels = {'label': [], 'bbox_target': [], 'bbox_weight': []}
         for k in range(len(gts)):
-            res = assign_anchor(feat, gts[k], infos[k][0], self.cfg, self.feat_stride,
-                                self.anchor_scales, self.anchor_ratios, self.allowed_border,
-                                rng=self._rng)
+            res = self._assign(feat, gts[k], infos[k][0])
             for key in labels:
                 labels[key].append(res[key])
         batch = {'data': data, 'im_info': np.vstack(infos), 'gt_boxes': gt_boxes,
@@ -352,6 +351,11 @@ class AnchorLoader(_TrainLoader):
         for key in labels:
             batch[key] = np.concatenate(labels[key], axis=0)
         return batch
+
+    def _assign(self, feat, gt_boxes, im_info):
+        return assign_anchor(feat, gt_boxes, im_info, self.cfg, self.feat_stride,
+                             self.anchor_scales, self.anchor_ratios, self.allowed_border,
+                             rng=self._rng)
 
 
 def sample_proposal_rois(rois, labels, overlaps, bbox_targets, fg_rois_per_image,
@@ -465,6 +469,53 @@ class ROILoader(_TrainLoader):
         batch['data'] = tensor_vstack(ims, pad=0).astype(np.float32)
         batch['index'] = np.asarray(indices)
         return batch
+
+
+class PyramidAnchorLoader(AnchorLoader):
+    """Training batches for a feature-pyramid RPN: as :class:`AnchorLoader`, with the
+    anchors of every level (``feat_syms``: the score maps, ``feat_strides`` their strides)
+    labelled jointly (:func:`dcn.rpn.assign_pyramid_anchor`). Labels: ``label`` (N, sum
+    A*H*W), ``bbox_target`` / ``bbox_weight`` (N, 4A, sum H*W), levels in order."""
+
+    def __init__(self, feat_syms, roidb, cfg, batch_size=1, shuffle=False, ctx=None,
+                 feat_strides=(4, 8, 16, 32, 64), anchor_scales=(8,), anchor_ratios=(0.5, 1, 2),
+                 allowed_border=float('inf'), aspect_grouping=False, seed=None, prefetch=None):
+        feat_syms = list(feat_syms)
+        self.feat_strides = tuple(int(s) for s in feat_strides)
+        if len(feat_syms) != len(self.feat_strides) or not feat_syms:
+            raise ValueError('PyramidAnchorLoader: %d score maps for %d strides'
+                             % (len(feat_syms), len(self.feat_strides)))
+        super(PyramidAnchorLoader, self).__init__(
+            mx.sym.Group(feat_syms), roidb, cfg, batch_size=batch_size, shuffle=shuffle,
+            ctx=ctx, feat_stride=self.feat_strides[0], anchor_scales=anchor_scales,
+            anchor_ratios=anchor_ratios, allowed_border=allowed_border,
+            aspect_grouping=aspect_grouping, seed=seed, prefetch=prefetch)
+
+    def _feat_shape_locked(self, data_shape):
+        if data_shape not in self._feat_cache:
+            _, out_shapes, _ = self.feat_sym.infer_shape(data=data_shape)
+            if not out_shapes or len(out_shapes) != len(self.feat_strides):
+                raise ValueError('PyramidAnchorLoader: cannot infer the %d feature shapes for '
+                                 'data %s (image sides must be multiples of the largest '
+                                 'stride: network.IMAGE_STRIDE)' % (len(self.feat_strides),
+                                                                     data_shape))
+            self._feat_cache[data_shape] = tuple(tuple(s) for s in out_shapes)
+        return self._feat_cache[data_shape]
+
+    def infer_shape(self, max_data_shape=None, max_label_shape=None):
+        data_shape = dict(max_data_shape or [])
+        shape = data_shape['data']
+        feats = self.feat_shape(shape)
+        a = len(self.anchor_scales) * len(self.anchor_ratios)
+        hw = sum(int(f[-2]) * int(f[-1]) for f in feats)
+        label_shape = [('label', (shape[0], a * hw)), ('bbox_target', (shape[0], 4 * a, hw)),
+                       ('bbox_weight', (shape[0], 4 * a, hw))]
+        return list(data_shape.items()), label_shape
+
+    def _assign(self, feat, gt_boxes, im_info):
+        return assign_pyramid_anchor(feat, gt_boxes, im_info, self.cfg, self.feat_strides,
+                                     self.anchor_scales, self.anchor_ratios,
+                                     self.allowed_border, rng=self._rng)
 
 
 class TestLoader(PrefetchingIter):

@@ -112,6 +112,15 @@ def nms_for_config(cfg):
     """``f(dets) -> (keep, scores)`` for the final detections (TEST.NMS or soft-NMS)."""
     from dcn import nms as nms_mod
     test = cfg.TEST
+    if test.get('USE_SOFTNMS', False):
+        # the original FPN tester's: Gaussian, sigma SOFTNMS_THRESH, no score cut-off, at
+        # most max_per_image boxes per class
+        sigma = float(test.SOFTNMS_THRESH)
+        max_dets = int(test.get('max_per_image', -1) or -1)
+
+        def _original_soft(dets):
+            return nms_mod.original_soft_nms(dets, sigma, max_dets)
+        return _original_soft
     if test.get('SOFT_NMS', False):
         soft = nms_mod.soft_nms_wrapper(test.NMS, method=test.get('SOFT_NMS_METHOD', 'linear'),
                                         sigma=test.get('SOFT_NMS_SIGMA', 0.5))

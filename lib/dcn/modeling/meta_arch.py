@@ -108,6 +108,11 @@ class TwoStageDetector(object):
     backbone = RESNET_V1_101
     deformable = False
     rpn_hidden = 512
+    #: initialisation of the head layers (see init_weight): normal std per layer, layers
+    #: starting at zero, hidden layers getting He initialisation from scratch
+    head_std = _HEAD_STD
+    zero_layers = _ZERO_LAYERS
+    hidden_head_layers = _HIDDEN_HEAD_LAYERS
 
     def __init__(self):
         self.sym = None
@@ -139,7 +144,7 @@ class TwoStageDetector(object):
     @property
     def bbox_layers(self):
         """The box-regression layers of the RoI head (stored un-normalised)."""
-        return ROI_HEADS.get(self.roi_head).bbox_layers
+        return self.build_roi_head().bbox_layers
 
     def output_spec(self, cfg):
         """The backbone's output spec {feature: ShapeSpec(stride, channels)}."""
@@ -327,7 +332,7 @@ class TwoStageDetector(object):
         return [n for n in sorted(args) if any(p in n for p in prefixes)]
 
     def _is_head_layer(self, layer):
-        return layer in _HEAD_STD or layer in _ZERO_LAYERS or layer.endswith('_offset')
+        return layer in self.head_std or layer in self.zero_layers or layer.endswith('_offset')
 
     def init_weight(self, cfg, arg_params, aux_params, seed=None):
         """Initialise, in place, every parameter missing from ``arg_params``/``aux_params``.
@@ -359,11 +364,11 @@ class TwoStageDetector(object):
                 continue
             layer, kind = _layer_of(name)
             if self._is_head_layer(layer):
-                if layer.endswith('_offset') or layer in _ZERO_LAYERS or kind == 'bias':
+                if layer.endswith('_offset') or layer in self.zero_layers or kind == 'bias':
                     value = np.zeros(shape, np.float32)
                 else:
-                    std = _HEAD_STD[layer]
-                    if not pretrained and layer in _HIDDEN_HEAD_LAYERS:
+                    std = self.head_std[layer]
+                    if not pretrained and layer in self.hidden_head_layers:
                         std = np.sqrt(2.0 / float(np.prod(shape[1:])))
                     value = rng.normal(0.0, std, size=shape).astype(np.float32)
                 arg_params[name] = mx.nd.array(value)
@@ -419,9 +424,10 @@ class RFCN(TwoStageDetector):
 
     roi_head = 'rfcn'
     rfcn_hidden = 1024
+    pooled_size = 7     # bins per side of the PS RoI pooling (k in the R-FCN paper)
 
     def head_options(self):
-        return {'num_hidden': self.rfcn_hidden}
+        return {'num_hidden': self.rfcn_hidden, 'pooled_size': self.pooled_size}
 
 
 class FasterRCNN(TwoStageDetector):

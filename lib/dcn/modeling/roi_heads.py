@@ -24,7 +24,10 @@ class _Head(object):
 class RFCNHead(_Head):
     """R-FCN: position-sensitive score maps, (deformable) PS RoI pooling."""
 
-    bbox_layers = (('rfcn_bbox', 7 * 7),)
+    @property
+    def bbox_layers(self):
+        p = int(self.widths.get('pooled_size', heads.POOLED_SIZE))
+        return (('rfcn_bbox', p * p),)
 
     def __call__(self, features, output_spec, rois, cfg, sym_ops, is_train):
         return heads.rfcn_head(features[self.in_feature], rois, cfg, sym_ops, self.deformable,

@@ -92,6 +92,38 @@ def soft_nms(dets, thresh=0.3, method='linear', sigma=0.5, score_thresh=0.001):
                         _check_thresh(thresh), float(score_thresh), SOFT_NMS_METHODS[method])
 
 
+def original_soft_nms(dets, sigma, max_dets=-1):
+    """The original FPN tester's soft-NMS (its ``lib/nms/nms.py:soft_nms``): Gaussian
+    (every remaining score times exp(-IoU^2 / ``sigma``), IoU with the +1 convention), no
+    score cut-off, at most ``max_dets`` boxes (-1: all), the order of equal scores numpy's
+    default ``argsort`` reversed. Returns (keep indices in selection order, their rescored
+    scores)."""
+    dets = _check_dets(dets)
+    if dets.shape[0] == 0:
+        return np.zeros((0,), dtype=np.int64), np.zeros((0,), dtype=np.float32)
+    if sigma <= 0:
+        raise ValueError('sigma must be positive, got %r' % sigma)
+    x1, y1, x2, y2 = (dets[:, k] for k in range(4))
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = dets[:, 4].argsort()[::-1]
+    scores = dets[order, 4]
+    max_dets = order.size if max_dets is None or max_dets < 0 else int(max_dets)
+    keep, kept_scores = [], []
+    while order.size > 0 and len(keep) < max_dets:
+        i = order[0]
+        keep.append(i)
+        kept_scores.append(scores[0])
+        rest = order[1:]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        ovr = inter / (areas[i] + areas[rest] - inter)
+        scores = scores[1:] * np.exp(-ovr ** 2 / sigma)
+        tmp = scores.argsort()[::-1]
+        order, scores = rest[tmp], scores[tmp]
+    return np.asarray(keep, dtype=np.int64), np.asarray(kept_scores, dtype=np.float32)
+
+
 def soft_nms_wrapper(thresh=0.3, method='linear', sigma=0.5, score_thresh=0.001):
     """``f(dets) -> keep`` using soft-NMS.
 

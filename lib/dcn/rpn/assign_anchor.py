@@ -17,7 +17,7 @@ import numpy as np
 from dcn.bbox import bbox_overlaps, bbox_transform
 from dcn.config import original_quirks
 
-__all__ = ['assign_anchor', 'shifted_anchors']
+__all__ = ['assign_anchor', 'assign_pyramid_anchor', 'shifted_anchors']
 
 
 def _generate_anchors(**kwargs):
@@ -91,13 +91,25 @@ def assign_anchor(feat_shape, gt_boxes, im_info, cfg, feat_stride=16,
     :return: dict with ``label``, ``bbox_target``, ``bbox_weight`` (see module docstring)
     """
     gt_boxes, im_info = _check_inputs(feat_shape, gt_boxes, im_info)
+    feat_height, feat_width = int(feat_shape[-2]), int(feat_shape[-1])
+    all_anchors, num_anchors = shifted_anchors(feat_height, feat_width, feat_stride, scales, ratios)
+    labels, bbox_targets, bbox_weights = _label_anchors(all_anchors, gt_boxes, im_info, cfg,
+                                                        allowed_border, rng)
+
+    labels, bbox_targets, bbox_weights = _layout(labels, bbox_targets, bbox_weights,
+                                                 feat_height, feat_width, num_anchors)
+    return {'label': np.ascontiguousarray(labels),
+            'bbox_target': np.ascontiguousarray(bbox_targets),
+            'bbox_weight': np.ascontiguousarray(bbox_weights)}
+
+
+def _label_anchors(all_anchors, gt_boxes, im_info, cfg, allowed_border, rng):
+    """Labels (1 / 0 / -1), regression targets and weights of every row of ``all_anchors``
+    (all the anchors of an image, on one or several maps, labelled together)."""
     if gt_boxes.shape[1] >= 5:
         gt_boxes = gt_boxes[gt_boxes[:, 4] > 0]
     rng = np.random if rng is None else rng
     train = cfg.TRAIN
-    feat_height, feat_width = int(feat_shape[-2]), int(feat_shape[-1])
-
-    all_anchors, num_anchors = shifted_anchors(feat_height, feat_width, feat_stride, scales, ratios)
     total = all_anchors.shape[0]
 
     im_h, im_w = float(im_info[0]), float(im_info[1])
@@ -151,11 +163,50 @@ def assign_anchor(feat_shape, gt_boxes, im_info, cfg, feat_stride=16,
     bbox_targets = _unmap(bbox_targets, total, inds_inside, fill=0)
     bbox_weights = _unmap(bbox_weights, total, inds_inside, fill=0)
 
+    return labels, bbox_targets, bbox_weights
+
+
+def _layout(labels, bbox_targets, bbox_weights, feat_height, feat_width, num_anchors):
     A = num_anchors
     labels = labels.reshape((1, feat_height, feat_width, A)).transpose(0, 3, 1, 2)
     labels = labels.reshape((1, A * feat_height * feat_width))
     bbox_targets = bbox_targets.reshape((1, feat_height, feat_width, A * 4)).transpose(0, 3, 1, 2)
     bbox_weights = bbox_weights.reshape((1, feat_height, feat_width, A * 4)).transpose(0, 3, 1, 2)
-    return {'label': np.ascontiguousarray(labels),
-            'bbox_target': np.ascontiguousarray(bbox_targets),
-            'bbox_weight': np.ascontiguousarray(bbox_weights)}
+    return labels, bbox_targets, bbox_weights
+
+
+def assign_pyramid_anchor(feat_shapes, gt_boxes, im_info, cfg, feat_strides=(4, 8, 16, 32, 64),
+                          scales=(8,), ratios=(0.5, 1, 2), allowed_border=float('inf'),
+                          rng=None):
+    """Anchor targets of a feature pyramid for one image, as the original's
+    ``assign_pyramid_anchor``: the anchors of every level (base size = the level's stride)
+    are labelled jointly (overlaps with the gt boxes over the union of the levels, one
+    sample of ``RPN_BATCH_SIZE``), then laid out per level as (A, H, W) and concatenated in
+    level order: ``label`` (1, sum A*H*W), ``bbox_target`` / ``bbox_weight`` (1, 4A, sum H*W).
+    The original's FPN loader passes an infinite ``allowed_border`` (every anchor counts).
+    """
+    if len(feat_shapes) != len(feat_strides) or not feat_shapes:
+        raise ValueError('assign_pyramid_anchor: %d feature shapes for %d strides'
+                         % (len(feat_shapes), len(feat_strides)))
+    gt_boxes, im_info = _check_inputs(feat_shapes[0], gt_boxes, im_info)
+    levels, anchors = [], []
+    for shape, stride in zip(feat_shapes, feat_strides):
+        _check_inputs(shape, gt_boxes, im_info)
+        h, w = int(shape[-2]), int(shape[-1])
+        a, num = shifted_anchors(h, w, int(stride), scales, ratios)
+        levels.append((h, w, num, a.shape[0]))
+        anchors.append(a)
+    labels, targets, weights = _label_anchors(np.vstack(anchors), gt_boxes, im_info, cfg,
+                                              allowed_border, rng)
+    out = {'label': [], 'bbox_target': [], 'bbox_weight': []}
+    start = 0
+    for h, w, num, count in levels:
+        lab, tgt, wgt = _layout(labels[start:start + count], targets[start:start + count],
+                                weights[start:start + count], h, w, num)
+        out['label'].append(lab)
+        out['bbox_target'].append(tgt.reshape((1, 4 * num, h * w)))
+        out['bbox_weight'].append(wgt.reshape((1, 4 * num, h * w)))
+        start += count
+    return {'label': np.ascontiguousarray(np.concatenate(out['label'], axis=1)),
+            'bbox_target': np.ascontiguousarray(np.concatenate(out['bbox_target'], axis=2)),
+            'bbox_weight': np.ascontiguousarray(np.concatenate(out['bbox_weight'], axis=2))}

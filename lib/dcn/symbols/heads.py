@@ -71,8 +71,10 @@ def rpn_train_outputs(cfg, rpn_cls_score, rpn_bbox_pred, rpn_label, rpn_bbox_tar
     return rpn_cls_prob, rpn_bbox_loss, act_reshape
 
 
-def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, feat_stride=16):
-    """Position-sensitive score maps pooled per RoI and averaged over the 7x7 bins.
+def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, feat_stride=16,
+              pooled_size=POOLED_SIZE):
+    """Position-sensitive score maps pooled per RoI and averaged over the 7x7 bins
+    (``pooled_size`` x ``pooled_size``: 3 in the original's PS RoI pooling demo network).
 
     ``conv_new_1`` (1x1, learning rate x3) -> ``rfcn_cls`` (7*7*C) and ``rfcn_bbox``
     (7*7*4*num_reg_classes).
@@ -82,7 +84,7 @@ def rfcn_head(conv5, rois, cfg, sym_ops, deformable, num_hidden=1024, feat_strid
     host; on the CPU the predictor fuses each offset branch when it binds the graph
     (dcn.engine.graph_rewrite).
     """
-    p = POOLED_SIZE
+    p = int(pooled_size)
     num_classes = cfg.dataset.NUM_CLASSES
     nreg = num_reg_classes(cfg)
     scale = _spatial_scale(cfg, feat_stride)

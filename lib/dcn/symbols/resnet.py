@@ -13,7 +13,7 @@ import copy
 import mxnet as mx
 
 __all__ = ['ResNetSpec', 'RESNET_V1_101', 'RESNET_V1_50', 'RESNET_V1_18_SMALL',
-           'block_names', 'resnet_conv4', 'resnet_conv5']
+           'block_names', 'resnet_conv4', 'resnet_conv5', 'resnet_pyramid']
 
 
 class ResNetSpec(object):
@@ -172,7 +172,9 @@ def _unit(data, spec, is_train, stage, block, width, in_channels, stride, dilate
 
 
 def _stage(data, spec, is_train, stage, in_channels, stride, dilate, deformable=False,
-           sym_ops=None):
+           sym_ops=None, deformable_from=0):
+    """The blocks of res<stage>; with ``deformable`` the blocks from index
+    ``deformable_from`` on have a deformable 3x3 convolution."""
     idx = stage - 2
     width = spec.widths[idx]
     names = block_names(stage, spec.units[idx], stage in spec.numbered_stages)
@@ -180,18 +182,24 @@ def _stage(data, spec, is_train, stage, in_channels, stride, dilate, deformable=
     for i, blk in enumerate(names):
         out = _unit(out, spec, is_train, stage, blk, width,
                     in_channels if i == 0 else width * spec.expansion,
-                    stride if i == 0 else 1, dilate, deformable, sym_ops)
+                    stride if i == 0 else 1, dilate, deformable and i >= deformable_from,
+                    sym_ops)
     return out
 
 
-def resnet_conv4(data, spec, is_train):
-    """conv1 .. res4: the stride-16 feature map shared by the RPN and the detection head."""
+def _stem(data, spec, is_train):
     conv1 = mx.sym.Convolution(data=data, name='conv1', num_filter=spec.stem_width,
                                kernel=(7, 7), stride=(2, 2), pad=(3, 3), no_bias=True)
     bn = _bn(conv1, 'bn_conv1', spec, is_train)
     relu = mx.sym.Activation(data=bn, act_type='relu', name='conv1_relu')
     pool1 = mx.sym.Pooling(data=relu, name='pool1', kernel=(3, 3), stride=(2, 2), pad=(0, 0),
                            pool_type='max', pooling_convention='full')
+    return pool1
+
+
+def resnet_conv4(data, spec, is_train):
+    """conv1 .. res4: the stride-16 feature map shared by the RPN and the detection head."""
+    pool1 = _stem(data, spec, is_train)
     res2 = _stage(pool1, spec, is_train, 2, spec.stem_width, 1, 1)
     res3 = _stage(res2, spec, is_train, 3, spec.widths[0] * spec.expansion, 2, 1)
     res4 = _stage(res3, spec, is_train, 4, spec.widths[1] * spec.expansion, 2, 1)
@@ -203,3 +211,22 @@ def resnet_conv5(conv4, spec, is_train, deformable=False, sym_ops=None):
     if deformable and sym_ops is None:
         raise ValueError('sym_ops is required for a deformable res5')
     return _stage(conv4, spec, is_train, 5, spec.conv4_channels, 1, 2, deformable, sym_ops)
+
+
+def resnet_pyramid(data, spec, is_train, deformable=False, sym_ops=None):
+    """conv1 .. res5 without dilation, for a feature pyramid: (res2, res3, res4, res5) at
+    strides 4, 8, 16, 32 (res5 keeps its stride 2, on ``res5a_branch1`` and
+    ``res5a_branch2a``). ``deformable``: the last block of res3 and of res4 and every res5
+    block have a deformable 3x3 convolution (offsets from ``<layer>_offset``, pad 1, no
+    dilation), as the original's Deformable FPN."""
+    if deformable and sym_ops is None:
+        raise ValueError('sym_ops is required for a deformable pyramid backbone')
+    exp = spec.expansion
+    pool1 = _stem(data, spec, is_train)
+    res2 = _stage(pool1, spec, is_train, 2, spec.stem_width, 1, 1)
+    res3 = _stage(res2, spec, is_train, 3, spec.widths[0] * exp, 2, 1, deformable, sym_ops,
+                  deformable_from=spec.units[1] - 1)
+    res4 = _stage(res3, spec, is_train, 4, spec.widths[1] * exp, 2, 1, deformable, sym_ops,
+                  deformable_from=spec.units[2] - 1)
+    res5 = _stage(res4, spec, is_train, 5, spec.widths[2] * exp, 2, 1, deformable, sym_ops)
+    return res2, res3, res4, res5

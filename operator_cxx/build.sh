@@ -51,7 +51,7 @@ case "$(uname -m)" in
   *) [ -n "${DCN_MARCH:-}" ] && MARCH_FLAGS=(-march="$DCN_MARCH") ;;
 esac
 
-CXXFLAGS=(-std=c++17 -O3 -fPIC -fopenmp "${MARCH_FLAGS[@]}" -fno-math-errno
+CXXFLAGS=(-std=c++17 -O3 -fPIC -fopenmp "${MARCH_FLAGS[@]}" -fno-math-errno -Wno-psabi
           -Wall -Wno-unused-variable -Wno-unused-parameter -Wno-sign-compare
           -I"$HERE" -I"$MX_DIR/include")
 LDFLAGS=(-shared -fopenmp "$BLAS" -Wl,-rpath,"$MX_DIR" -Wl,--no-undefined -Wl,-z,defs)
@@ -71,9 +71,12 @@ compile "$HERE/dcn_ops.cc" "$BUILD_DIR/dcn_ops.o" &
 pid1=$!
 compile "$MX_DIR/src/lib_api.cc" "$BUILD_DIR/lib_api.o" &
 pid2=$!
+compile "$HERE/dcn_cpu_isa.cc" "$BUILD_DIR/dcn_cpu_isa.o" &
+pid3=$!
 wait $pid1 || die "compiling dcn_ops.cc failed"
 wait $pid2 || die "compiling lib_api.cc failed"
-OBJS+=("$BUILD_DIR/dcn_ops.o" "$BUILD_DIR/lib_api.o")
+wait $pid3 || die "compiling dcn_cpu_isa.cc failed"
+OBJS+=("$BUILD_DIR/dcn_ops.o" "$BUILD_DIR/lib_api.o" "$BUILD_DIR/dcn_cpu_isa.o")
 
 mkdir -p "$OUT_DIR"
 "$CXX" "${OBJS[@]}" "${LDFLAGS[@]}" -o "$BUILD_DIR/libdcn_ops.so" || die "linking failed"
@@ -112,7 +115,8 @@ pid_cu=$!
 "$CXX" "${CXXFLAGS[@]}" -DDCN_WITH_CUDA -c "$HERE/dcn_ops.cc" -o "$BUILD_DIR/dcn_ops_cuda.o" \
   || cuda_fail "compiling dcn_ops.cc with DCN_WITH_CUDA"
 wait $pid_cu || cuda_fail "operator_cxx/cuda/build_cuda.sh"
-"$CXX" "$BUILD_DIR/dcn_ops_cuda.o" "$BUILD_DIR/lib_api.o" "$BUILD_DIR"/cuda/dcn_cuda_*.o \
+"$CXX" "$BUILD_DIR/dcn_ops_cuda.o" "$BUILD_DIR/lib_api.o" "$BUILD_DIR/dcn_cpu_isa.o" \
+  "$BUILD_DIR"/cuda/dcn_cuda_*.o \
   "${LDFLAGS[@]}" -L"$CUDA_LIBDIR" -lcudart_static -ldl -lrt -lpthread \
   -o "$BUILD_DIR/libdcn_ops_cuda.so" || cuda_fail "linking libdcn_ops_cuda.so"
 mv -f "$BUILD_DIR/libdcn_ops_cuda.so" "$CUDA_OUT"

@@ -11,7 +11,10 @@
   these or MXNet's ``mx.sym.contrib`` ones;
 - ``Conv1x1DeformablePSROIPooling`` (``nd`` and ``sym``; no built-in counterpart): the
   ``no_trans`` DeformablePSROIPooling of a 1x1 convolution computed without the
-  convolution's output map (forward only, CPU), used by the CPU test networks.
+  convolution's output map (forward only, CPU), used by the CPU test networks;
+- ``cpu_isa()``, ``available_cpu_isas()``, ``set_cpu_isa(name)``, ``using_cpu_isa(name)``: the
+  instruction set of the CPU kernels (``generic``, ``avx2``, ``avx512``; default: the best the
+  CPU supports, or the environment variable ``DCN_CPU_ISA``).
 
 The operators are registered in MXNet as ``dcn_<X>``. If the library is missing or was built
 for another MXNet version, using any of them raises :class:`OperatorLibraryError` (asking to
@@ -29,9 +32,11 @@ from ._library import (OperatorLibraryError, load_library, is_loaded, LIB_PATH, 
                        EXTRA_OP_NAMES, OP_PREFIX)
 from . import nd
 from . import sym
+from .cpu_isa import cpu_isa, available_cpu_isas, set_cpu_isa, using_cpu_isa
 
 __all__ = ['nd', 'sym', 'sym_ops', 'load_library', 'is_loaded', 'OperatorLibraryError',
-           'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX']
+           'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX', 'cpu_isa',
+           'available_cpu_isas', 'set_cpu_isa', 'using_cpu_isa']
 
 try:
     load_library()

@@ -479,7 +479,7 @@ template <class K>
 struct HwcPanel {
   HwcColumns s;
   void operator()(int k0, int kc, int j, int w, float* dst) const {
-    if (K::kIsa == kIsaAvx512)
+    if constexpr (K::kIsa == kIsaAvx512)
       hwc_panel_avx512(s, k0, kc, j, w, dst);
     else
       hwc_panel_avx2(s, k0, kc, j, w, dst);
@@ -487,28 +487,73 @@ struct HwcPanel {
 };
 
 /*!
- * \brief A panels of the forward GEMM: one group's weights (M x cg * taps, stored
+ * \brief one MR-row panel of a group's weights (rows [i, i + h) of M x cg * taps, stored
  * channel-major: column c * taps + t) in the column order of HwcPanel (BlockedTapOrder).
+ * The rows are read in order, 8 rows x 8 columns at a time, transposed in registers into
+ * 8 column vectors of the panel.  Rows h..MR-1 receive copies of row h - 1 (their
+ * products are never stored).
  */
 template <int MR>
+DCN_INLINE void blocked_tap_pack_body(const float* w, int K, const BlockedTapOrder& o, int i,
+                                      int h, const PanelDst<MR>& pd) {
+  const int taps = o.taps, full = o.cg / o.cb, per = taps * o.cb;
+  for (int r0 = 0; r0 < MR; r0 += 8) {
+    const float* rows[8];
+    for (int l = 0; l < 8; ++l) rows[l] = w + static_cast<int64_t>(i + std::min(r0 + l, h - 1)) * K;
+    const int nr = std::min(8, MR - r0);
+    // destination of source column s = c * taps + t, walked incrementally
+    int c = 0, t = 0, b = 0, cw = 0, size = full > 0 ? o.cb : o.cg;
+    auto dest = [&]() { return b * per + t * size + cw; };
+    auto next = [&]() {
+      if (++t < taps) return;
+      t = 0;
+      ++c;
+      if (++cw == size) {
+        ++b;
+        cw = 0;
+        size = b < full ? o.cb : o.cg - full * o.cb;
+      }
+    };
+    int s = 0;
+    for (; s + 8 <= K; s += 8) {
+      V8 x[8];
+      for (int l = 0; l < 8; ++l) x[l] = load<V8>(rows[l] + s);
+      transpose8(x);  // x[q]: the 8 rows at column s + q
+      for (int q = 0; q < 8; ++q) {
+        memcpy(pd.at(dest()) + r0, &x[q], nr * sizeof(float));
+        next();
+      }
+    }
+    for (; s < K; ++s) {
+      float* d = pd.at(dest()) + r0;
+      for (int l = 0; l < nr; ++l) d[l] = rows[l][s];
+      next();
+    }
+  }
+}
+
+inline DCN_TARGET_AVX2 void blocked_tap_pack_avx2(const float* w, int K, const BlockedTapOrder& o,
+                                                  int i, int h,
+                                                  const PanelDst<KernAvx2::MR>& pd) {
+  blocked_tap_pack_body<KernAvx2::MR>(w, K, o, i, h, pd);
+}
+inline DCN_TARGET_AVX512 void blocked_tap_pack_avx512(const float* w, int K,
+                                                      const BlockedTapOrder& o, int i, int h,
+                                                      const PanelDst<KernAvx512::MR>& pd) {
+  blocked_tap_pack_body<KernAvx512::MR>(w, K, o, i, h, pd);
+}
+
+/*! \brief A panels of the forward GEMM: a group's weights in BlockedTapOrder */
+template <class Kn>
 struct BlockedTapWeights {
   const float* w;
   int K;
   BlockedTapOrder order;
-  void operator()(int i, int h, int k0, int kc, float* dst) const {
-    const int taps = order.taps;
-    for (int r = 0; r < h; ++r) {
-      const float* src = w + static_cast<int64_t>(i + r) * K;
-      for (int kk = 0; kk < kc;) {
-        int t, c, run;
-        order.locate(k0 + kk, &t, &c, &run);
-        run = std::min(run, kc - kk);
-        for (int x = 0; x < run; ++x) dst[(kk + x) * MR + r] = src[(c + x) * taps + t];
-        kk += run;
-      }
-    }
-    for (int r = h; r < MR; ++r)
-      for (int k = 0; k < kc; ++k) dst[k * MR + r] = 0.f;
+  void operator()(int i, int h, const PanelDst<Kn::MR>& pd) const {
+    if constexpr (Kn::kIsa == kIsaAvx512)
+      blocked_tap_pack_avx512(w, K, order, i, h, pd);
+    else
+      blocked_tap_pack_avx2(w, K, order, i, h, pd);
   }
 };
 
@@ -621,7 +666,7 @@ void conv_forward(const ConvGeom& g, const T* data, const T* offset, const T* ma
             s.c0 = gr * cg;
             simd::sgemm_gen<Kn>(
                 M, static_cast<int>(L), K,
-                simd::BlockedTapWeights<Kn::MR>{weight + static_cast<int64_t>(gr) * M * K, K, order},
+                simd::BlockedTapWeights<Kn>{weight + static_cast<int64_t>(gr) * M * K, K, order},
                 simd::HwcPanel<Kn>{s}, 0.f, out + (static_cast<int64_t>(n) * g.F + gr * M) * L,
                 static_cast<int>(L));
           }

@@ -12,7 +12,8 @@
  * C (m x n, row-major, ldc) = op(A) op(B) + beta C, beta in {0, 1}.  op(B) is
  * packed into k-major panels of NR columns by a functor (a stored matrix:
  * MatrixPanel; the convolution: its column sampler), op(A) into k-major panels
- * of MR rows by another (MatrixA, or the convolution's reordered weights).
+ * of MR rows, all k blocks of a panel at once, by another (MatrixA, or the
+ * convolution's reordered weights).
  * Callers check dcn::cpu::isa_current() first.
  */
 #ifndef DCN_GEMM_H_
@@ -40,8 +41,15 @@ namespace simd {
  */
 template <typename V, int MR, int NV>
 DCN_INLINE void micro_body(int kc, const float* ap, const float* bp, float* c, int64_t ldc,
-                           bool accumulate, int h, int w) {
+                           bool accumulate, int h, int w, const float* pf, int pf_lines) {
   constexpr int W = Lanes<V>::value, NR = W * NV;
+  // Fetch now what is needed later, its latency hidden behind the kc * MR * NV FMAs:
+  // the C tile, read at the end (it may have left the cache since the previous k block),
+  // and pf_lines cache lines from pf (a slice of the next A panel, see sgemm_gen).
+  if (accumulate)
+    for (int r = 0; r < h; ++r)
+      for (int v = 0; v < NV; v += 64 / (W * 4)) __builtin_prefetch(c + r * ldc + v * W, 1, 3);
+  for (int l = 0; l < pf_lines; ++l) __builtin_prefetch(pf + 16 * l, 0, 3);
   V acc[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = V{};
@@ -113,10 +121,11 @@ DCN_INLINE void weighted_row_sum_body(int len, int n, const float* const* rows, 
 struct KernAvx2 {
   static constexpr int kIsa = kIsaAvx2;
   static constexpr int MR = 6, NR = 16, KC = 256;
-  static constexpr int CHUNK = 16;  // B panels per task (256 columns)
+  static constexpr int CHUNK = 32;  // B panels per task (512 columns)
   static DCN_TARGET_AVX2 void micro(int kc, const float* ap, const float* bp, float* c,
-                                    int64_t ldc, bool accumulate, int h, int w) {
-    micro_body<V8, 6, 2>(kc, ap, bp, c, ldc, accumulate, h, w);
+                                    int64_t ldc, bool accumulate, int h, int w,
+                                    const float* pf = nullptr, int pf_lines = 0) {
+    micro_body<V8, 6, 2>(kc, ap, bp, c, ldc, accumulate, h, w, pf, pf_lines);
   }
   static DCN_TARGET_AVX2 void weighted_row_sum(int len, int n, const float* const* rows,
                                                const float* w, float* dst) {
@@ -128,10 +137,11 @@ struct KernAvx2 {
 struct KernAvx512 {
   static constexpr int kIsa = kIsaAvx512;
   static constexpr int MR = 12, NR = 32, KC = 256;
-  static constexpr int CHUNK = 8;  // B panels per task (256 columns)
+  static constexpr int CHUNK = 16;  // B panels per task (512 columns)
   static DCN_TARGET_AVX512 void micro(int kc, const float* ap, const float* bp, float* c,
-                                      int64_t ldc, bool accumulate, int h, int w) {
-    micro_body<V16, 12, 2>(kc, ap, bp, c, ldc, accumulate, h, w);
+                                      int64_t ldc, bool accumulate, int h, int w,
+                                      const float* pf = nullptr, int pf_lines = 0) {
+    micro_body<V16, 12, 2>(kc, ap, bp, c, ldc, accumulate, h, w, pf, pf_lines);
   }
   static DCN_TARGET_AVX512 void weighted_row_sum(int len, int n, const float* const* rows,
                                                  const float* w, float* dst) {
@@ -180,27 +190,46 @@ struct MatrixPanel {
   }
 };
 
-/*! \brief packs op(A)[i:i+h, k0:k0+kc] of a stored matrix into one MR-row panel
- *  dst[k * MR + r] (rows h..MR-1 zeroed) */
+/*!
+ * \brief where one MR-row panel of packed A goes: k block kb (columns [kb KC, kb KC + kc))
+ * is a kc x MR block (k-major) of the panel; at(kk) is the MR-vector of column kk.
+ */
+template <int MR>
+struct PanelDst {
+  float* base;   // the packed A
+  int64_t mpad;  // rows of packed A (panels x MR)
+  int p, KC, k;  // panel index, k block size, columns
+  float* block(int kb) const {
+    const int k0 = kb * KC, kc = std::min(KC, k - k0);
+    return base + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR;
+  }
+  float* at(int kk) const { return block(kk / KC) + (kk % KC) * MR; }
+};
+
+/*! \brief packs one MR-row panel op(A)[i:i+h, :] of a stored matrix (rows h..MR-1 zeroed) */
 template <int MR>
 struct MatrixA {
   bool ta;
   const float* a;
   int lda;
-  void operator()(int i, int h, int k0, int kc, float* dst) const {
-    if (!ta) {
-      for (int r = 0; r < h; ++r) {
-        const float* src = a + static_cast<int64_t>(i + r) * lda + k0;
-        for (int k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+  void operator()(int i, int h, const PanelDst<MR>& pd) const {
+    for (int k0 = 0, kb = 0; k0 < pd.k; k0 += pd.KC, ++kb) {
+      const int kc = std::min(pd.KC, pd.k - k0);
+      float* dst = pd.block(kb);
+      if (!ta) {
+        for (int r = 0; r < h; ++r) {
+          const float* src = a + static_cast<int64_t>(i + r) * lda + k0;
+          for (int kk = 0; kk < kc; ++kk) dst[kk * MR + r] = src[kk];
+        }
+      } else {  // op(A)[i][k] = a[k * lda + i]
+        for (int kk = 0; kk < kc; ++kk) {
+          const float* src = a + static_cast<int64_t>(k0 + kk) * lda + i;
+          for (int r = 0; r < h; ++r) dst[kk * MR + r] = src[r];
+        }
       }
-    } else {  // op(A)[i][k] = a[k * lda + i]
-      for (int k = 0; k < kc; ++k) {
-        const float* src = a + static_cast<int64_t>(k0 + k) * lda + i;
-        for (int r = 0; r < h; ++r) dst[k * MR + r] = src[r];
-      }
+      for (int r = h; r < MR; ++r)
+        for (int kk = 0; kk < kc; ++kk) dst[kk * MR + r] = 0.f;
     }
-    for (int r = h; r < MR; ++r)
-      for (int k = 0; k < kc; ++k) dst[k * MR + r] = 0.f;
   }
 };
 
@@ -232,8 +261,18 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   // the OpenMP team must use the calling thread's buffer (not their own thread_local)
   float* const apacked = apack.data();
   const int npanels = (n + NR - 1) / NR;
-  const int nchunks = (npanels + CHUNK - 1) / CHUNK;
   const bool par = static_cast<int64_t>(m) * n * k > 262144;
+#ifdef _OPENMP
+  const int nthreads = par ? std::max(1, omp_get_max_threads()) : 1;
+#else
+  const int nthreads = 1;
+#endif
+  // at most CHUNK panels per chunk, and a multiple of the thread count of chunks of
+  // (nearly) equal width, so that no thread is left with one chunk more than the others
+  int nchunks = (npanels + CHUNK - 1) / CHUNK;
+  nchunks = std::min(npanels, (nchunks + nthreads - 1) / nthreads * nthreads);
+  const int chunk_panels = (npanels + nchunks - 1) / nchunks;
+  nchunks = (npanels + chunk_panels - 1) / chunk_panels;
   // A is packed lazily, one MR-row panel (all k blocks) at a time, by the first thread
   // that needs it; a thread that finds its panel being packed by another packs the
   // next free one meanwhile (no barrier between packing and multiplying: a thread that
@@ -243,11 +282,7 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   std::vector<int> state(mpanels, 0);
   int* const st = state.data();
   auto pack_panel = [&](int p) {
-    for (int kb = 0; kb < kblocks; ++kb) {
-      const int k0 = kb * KC, kc = std::min(KC, k - k0);
-      apack_fn(p * MR, std::min(MR, m - p * MR), k0, kc,
-               apacked + static_cast<int64_t>(k0) * mpad + static_cast<int64_t>(p) * kc * MR);
-    }
+    apack_fn(p * MR, std::min(MR, m - p * MR), PanelDst<MR>{apacked, mpad, p, KC, k});
     __atomic_store_n(st + p, 2, __ATOMIC_RELEASE);
   };
   auto try_claim = [&](int p) {
@@ -273,10 +308,12 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   };
 #pragma omp parallel if (par)
   {
-    std::vector<float> bpack(static_cast<size_t>(CHUNK) * NR * std::min(KC, k) + 16);
+    // the chunk's B panels, kept per thread between calls (no page faults per call)
+    static thread_local std::vector<float> bpack;
+    if (bpack.size() < static_cast<size_t>(CHUNK) * NR * KC) bpack.resize(static_cast<size_t>(CHUNK) * NR * KC);
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ++ch) {
-      const int p0 = ch * CHUNK, p1 = std::min(npanels, p0 + CHUNK);
+      const int p0 = ch * chunk_panels, p1 = std::min(npanels, p0 + chunk_panels);
       for (int kb = 0; kb < kblocks; ++kb) {
         const int k0 = kb * KC, kc = std::min(KC, k - k0);
         const bool accumulate = k0 > 0 || beta != 0.f;
@@ -285,15 +322,21 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
           panel(k0, kc, j, std::min(NR, n - j), bpack.data() + static_cast<int64_t>(p - p0) * kc * NR);
         }
         const float* ablock = apacked + static_cast<int64_t>(k0) * mpad;
+        // while A panel ip is multiplied by the chunk's B panels, each call prefetches
+        // its share of the next A panel (kc * MR floats), which is read from L3
+        const int lines = (kc * MR + 15) / 16, share = (lines + (p1 - p0) - 1) / (p1 - p0);
         for (int ip = 0; ip < mpanels; ++ip) {
           need_panel(ip);
+          if (ip + 1 < mpanels) need_panel(ip + 1);
           const int i = ip * MR;
           const float* ap = ablock + static_cast<int64_t>(ip) * kc * MR;
           for (int p = p0; p < p1; ++p) {
             const int j = p * NR;
+            const int l0 = (p - p0) * share;
             K::micro(kc, ap, bpack.data() + static_cast<int64_t>(p - p0) * kc * NR,
                      c + static_cast<int64_t>(i) * ldc + j, ldc, accumulate, std::min(MR, m - i),
-                     std::min(NR, n - j));
+                     std::min(NR, n - j), ap + kc * MR + 16 * l0,
+                     ip + 1 < mpanels ? std::max(0, std::min(share, lines - l0)) : 0);
           }
         }
       }

@@ -79,8 +79,13 @@ int initial() {
     fprintf(stderr, "dcn.ops: DCN_CPU_ISA=%s requested but DCN_CPU_ISA_MAX=%s excludes it; using %s\n",
             env, kNames[isa_cap()], kNames[fallback]);
   else
+#ifdef DCN_HAVE_X86_KERNELS
     fprintf(stderr, "dcn.ops: DCN_CPU_ISA=%s requested but this CPU lacks %s; using %s\n", env,
             want == kIsaAvx512 ? "AVX-512 (avx512f, avx512vl)" : "AVX2 and FMA", kNames[fallback]);
+#else
+    fprintf(stderr, "dcn.ops: DCN_CPU_ISA=%s requested but this build has the generic kernels "
+            "only; using generic\n", env);
+#endif
   return fallback;
 }
 

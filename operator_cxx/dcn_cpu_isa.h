@@ -16,14 +16,16 @@
  * request the CPU cannot run falls back to the best supported ISA below it,
  * with a message on stderr; the faster kernels are never executed on a CPU
  * without them.  DCN_CPU_ISA_MAX (generic | avx2) makes the library treat the
- * ISAs above it as unsupported, as on an older CPU.  dcn_cpu_isa_set() changes the selection at run time (the
+ * ISAs above it as unsupported, as on an older CPU.  Built with
+ * -DDCN_NO_SIMD_KERNELS (or not for x86-64 with GCC / Clang) the library has the
+ * generic kernels only.  dcn_cpu_isa_set() changes the selection at run time (the
  * Python wrapper dcn.ops.set_cpu_isa waits for MXNet's pending operations
  * first: a change must not happen while an operator runs).
  */
 #ifndef DCN_CPU_ISA_H_
 #define DCN_CPU_ISA_H_
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(DCN_NO_SIMD_KERNELS)
 #define DCN_HAVE_X86_KERNELS 1
 #endif
 

@@ -389,11 +389,13 @@ struct HwcColumns {
  * w..NR-1 zeroed).  Rows are taken in
  * runs of channels that share a tap and a deformable group, hence a plan record.  For
  * a block of 8 positions, each position loads its record once and reads its 4 corners
- * as vectors of 8 channels along the run (into a small position-major staging
- * buffer); 8 x 8 blocks of it are then transposed in registers into 8 panel rows.
+ * as vectors of 8 (AVX2) or 16 (AVX-512) channels along the run (into a small
+ * position-major staging buffer); 8 x 8 blocks of it are then transposed in registers
+ * into 8 panel rows.
  */
-template <int NR>
+template <int NR, typename VS>  // VS: vector type of the sampling (V8 or V16)
 DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w, float* dst) {
+  constexpr int WS = Lanes<VS>::value;
   constexpr int kRun = 128;  // channels per staging pass
   float stage[8 * kRun];
   const int r1 = k0 + kc;
@@ -404,7 +406,7 @@ DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w
     c += s.c0;
     const int dg = c / s.cpg;
     run = std::min(std::min(std::min(run, r1 - r), (dg + 1) * s.cpg - c), kRun);
-    const int nv = run / 8, tail = run - 8 * nv;
+    const int nv = run / 8;
     const int64_t rec = ((dg * s.taps + t) * s.L + j) * 4;
     const int* idx = s.pidx + rec;
     const float* wt = s.pwt + rec;
@@ -424,10 +426,14 @@ DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w
         const float* b2 = s.xt + ip[2] * C + c;
         const float* b3 = s.xt + ip[3] * C + c;
         const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
-        for (int v = 0; v < nv; ++v)
-          store(sq + 8 * v, w0 * load<V8>(b0 + 8 * v) + w1 * load<V8>(b1 + 8 * v) +
-                                w2 * load<V8>(b2 + 8 * v) + w3 * load<V8>(b3 + 8 * v));
-        for (int cc = 8 * nv; cc < run; ++cc)
+        int cc = 0;
+        for (; cc + WS <= run; cc += WS)
+          store(sq + cc, w0 * load<VS>(b0 + cc) + w1 * load<VS>(b1 + cc) +
+                             w2 * load<VS>(b2 + cc) + w3 * load<VS>(b3 + cc));
+        for (; cc + 8 <= run; cc += 8)
+          store(sq + cc, w0 * load<V8>(b0 + cc) + w1 * load<V8>(b1 + cc) +
+                             w2 * load<V8>(b2 + cc) + w3 * load<V8>(b3 + cc));
+        for (; cc < run; ++cc)
           sq[cc] = w0 * b0[cc] + w1 * b1[cc] + w2 * b2[cc] + w3 * b3[cc];
       }
       for (int v = 0; v < nv; ++v) {
@@ -453,11 +459,11 @@ inline DCN_TARGET_AVX512 void to_channels_last_avx512(const float* x, int64_t HW
 }
 inline DCN_TARGET_AVX2 void hwc_panel_avx2(const HwcColumns& s, int k0, int kc, int j, int w,
                                            float* dst) {
-  hwc_panel_body<KernAvx2::NR>(s, k0, kc, j, w, dst);
+  hwc_panel_body<KernAvx2::NR, V8>(s, k0, kc, j, w, dst);
 }
 inline DCN_TARGET_AVX512 void hwc_panel_avx512(const HwcColumns& s, int k0, int kc, int j, int w,
                                                float* dst) {
-  hwc_panel_body<KernAvx512::NR>(s, k0, kc, j, w, dst);
+  hwc_panel_body<KernAvx512::NR, V16>(s, k0, kc, j, w, dst);
 }
 
 /*! \brief (C, H*W) -> (H*W, C) for one image, OpenMP over blocks of positions */

@@ -236,11 +236,12 @@ struct MatrixA {
 /*!
  * \brief C = op(A) op(B) + beta C (beta in {0, 1}; beta 0: C is not read).
  *
- * A is packed once (shared, k-block major), panel by panel on first use; the
- * columns are split into chunks of K::CHUNK panels handed out dynamically to
- * the threads.  A chunk packs its own B panels per k block (L2 resident) and
- * sweeps all of A, one A panel at a time (its kc x MR values stay in L1 while
- * the chunk's B panels stream).  Threads wait for each other only at the end.
+ * A is packed once (shared, k-block major), panel by panel on first use.  The
+ * columns are split into chunks of at most K::CHUNK panels, as many per thread,
+ * handed out dynamically.  A chunk packs its own B panels per k block (L2
+ * resident) and sweeps all of A, one A panel at a time (its kc x MR values stay
+ * in L1 while the chunk's B panels stream, the next one being prefetched).
+ * Threads wait for each other only at the end.
  */
 template <class K, typename APack, typename BPanel>
 void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, float beta,
@@ -267,12 +268,10 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
 #else
   const int nthreads = 1;
 #endif
-  // at most CHUNK panels per chunk, and a multiple of the thread count of chunks of
-  // (nearly) equal width, so that no thread is left with one chunk more than the others
+  // at most CHUNK panels per chunk, a multiple of the thread count of chunks, their
+  // widths differing by one panel at most: no thread is left with more work than another
   int nchunks = (npanels + CHUNK - 1) / CHUNK;
   nchunks = std::min(npanels, (nchunks + nthreads - 1) / nthreads * nthreads);
-  const int chunk_panels = (npanels + nchunks - 1) / nchunks;
-  nchunks = (npanels + chunk_panels - 1) / chunk_panels;
   // A is packed lazily, one MR-row panel (all k blocks) at a time, by the first thread
   // that needs it; a thread that finds its panel being packed by another packs the
   // next free one meanwhile (no barrier between packing and multiplying: a thread that
@@ -313,7 +312,8 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
     if (bpack.size() < static_cast<size_t>(CHUNK) * NR * KC) bpack.resize(static_cast<size_t>(CHUNK) * NR * KC);
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ++ch) {
-      const int p0 = ch * chunk_panels, p1 = std::min(npanels, p0 + chunk_panels);
+      const int p0 = static_cast<int>(static_cast<int64_t>(ch) * npanels / nchunks);
+      const int p1 = static_cast<int>(static_cast<int64_t>(ch + 1) * npanels / nchunks);
       for (int kb = 0; kb < kblocks; ++kb) {
         const int k0 = kb * KC, kc = std::min(KC, k - k0);
         const bool accumulate = k0 > 0 || beta != 0.f;

@@ -100,7 +100,7 @@ void build_plan(const ConvGeom& g, int n, const T* offset, const T* mask, int* p
   const int64_t tasks = g.dgroups * taps;
   const T* off_n = offset + static_cast<int64_t>(n) * g.dgroups * 2 * taps * L;
   const T* mask_n = mask ? mask + static_cast<int64_t>(n) * g.dgroups * taps * L : nullptr;
-#pragma omp parallel for schedule(static) if (tasks * L > (1 << 18))
+#pragma omp parallel for schedule(static) if (tasks * L > (1 << 14))
   for (int64_t task = 0; task < tasks; ++task) {
     const int dg = static_cast<int>(task / taps);
     const int t = static_cast<int>(task % taps);

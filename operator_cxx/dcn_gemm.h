@@ -234,6 +234,17 @@ struct MatrixA {
 };
 
 /*!
+ * \brief scratch of the calling thread, kept between calls and shared by every GEMM
+ * instantiation (0: packed A, used by the OpenMP team of the caller; 1: B panels of an
+ * OpenMP thread); grows to the largest size asked for.
+ */
+inline float* gemm_scratch(int which, size_t floats) {
+  static thread_local std::vector<float> buf[2];
+  if (buf[which].size() < floats) buf[which].resize(floats);
+  return buf[which].data();
+}
+
+/*!
  * \brief C = op(A) op(B) + beta C (beta in {0, 1}; beta 0: C is not read).
  *
  * A is packed once (shared, k-block major), panel by panel on first use.  The
@@ -256,11 +267,8 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   const int mpanels = (m + MR - 1) / MR;
   const int64_t mpad = static_cast<int64_t>(mpanels) * MR;
   const int kblocks = (k + KC - 1) / KC;
-  // packed A, kept per calling thread between calls (bounded by the largest GEMM seen)
-  static thread_local std::vector<float> apack;
-  if (apack.size() < static_cast<size_t>(mpad) * k + 16) apack.resize(static_cast<size_t>(mpad) * k + 16);
-  // the OpenMP team must use the calling thread's buffer (not their own thread_local)
-  float* const apacked = apack.data();
+  // packed A: the calling thread's scratch (the OpenMP team must use that one)
+  float* const apacked = gemm_scratch(0, static_cast<size_t>(mpad) * k + 16);
   const int npanels = (n + NR - 1) / NR;
   const bool par = static_cast<int64_t>(m) * n * k > 262144;
 #ifdef _OPENMP
@@ -307,9 +315,8 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   };
 #pragma omp parallel if (par)
   {
-    // the chunk's B panels, kept per thread between calls (no page faults per call)
-    static thread_local std::vector<float> bpack;
-    if (bpack.size() < static_cast<size_t>(CHUNK) * NR * KC) bpack.resize(static_cast<size_t>(CHUNK) * NR * KC);
+    // the chunk's B panels, in this thread's scratch (no allocation per call)
+    float* const bpack = gemm_scratch(1, static_cast<size_t>(CHUNK) * NR * KC);
 #pragma omp for schedule(dynamic, 1)
     for (int ch = 0; ch < nchunks; ++ch) {
       const int p0 = static_cast<int>(static_cast<int64_t>(ch) * npanels / nchunks);
@@ -319,7 +326,7 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
         const bool accumulate = k0 > 0 || beta != 0.f;
         for (int p = p0; p < p1; ++p) {
           const int j = p * NR;
-          panel(k0, kc, j, std::min(NR, n - j), bpack.data() + static_cast<int64_t>(p - p0) * kc * NR);
+          panel(k0, kc, j, std::min(NR, n - j), bpack + static_cast<int64_t>(p - p0) * kc * NR);
         }
         const float* ablock = apacked + static_cast<int64_t>(k0) * mpad;
         // while A panel ip is multiplied by the chunk's B panels, each call prefetches
@@ -333,7 +340,7 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
           for (int p = p0; p < p1; ++p) {
             const int j = p * NR;
             const int l0 = (p - p0) * share;
-            K::micro(kc, ap, bpack.data() + static_cast<int64_t>(p - p0) * kc * NR,
+            K::micro(kc, ap, bpack + static_cast<int64_t>(p - p0) * kc * NR,
                      c + static_cast<int64_t>(i) * ldc + j, ldc, accumulate, std::min(MR, m - i),
                      std::min(NR, n - j), ap + kc * MR + 16 * l0,
                      ip + 1 < mpanels ? std::max(0, std::min(share, lines - l0)) : 0);

@@ -1245,29 +1245,29 @@ inline void weighted_row_sum(int len, int n, const double* const* rows, const do
 template <typename T>
 int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
-  return 64 * 6 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
-         static_cast<int64_t>(sizeof(T)) *
-             (static_cast<int64_t>(g.N) * hw * g.C + static_cast<int64_t>(g.R) * g.C +
-              static_cast<int64_t>(g.R) * g.output_dim) +
-         static_cast<int64_t>(sizeof(int)) * g.R;
+  const int64_t threads = std::max(1, num_threads());
+  const int64_t per_thread = 64 * 3 + static_cast<int64_t>(sizeof(T)) *
+                                          (static_cast<int64_t>(g.R) * g.C +
+                                           static_cast<int64_t>(g.R) * g.output_dim) +
+                             static_cast<int64_t>(sizeof(int)) * g.R;
+  return 64 * 3 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
+         static_cast<int64_t>(sizeof(T)) * g.N * hw * g.C + threads * per_thread;
 }
 
+/*! \brief see conv1x1_dpsroi_workspace_bytes; the OpenMP team size must be the same */
 template <typename T>
 void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* weight,
                             const T* bias, T* out, void* ws) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
   const int C = g.C, R = g.R, P = g.pooled, PP = P * P, D = g.output_dim, G = g.group;
+  const int threads = std::max(1, num_threads());
   uintptr_t p = align64(reinterpret_cast<uintptr_t>(ws));
   DPSWorkspace<T> w = {};
   w.info = reinterpret_cast<RoIInfo<T>*>(p);
   p = align64(p + sizeof(RoIInfo<T>) * R);
   T* xt = reinterpret_cast<T*>(p);  // (N, H*W, C)
   p = align64(p + sizeof(T) * g.N * hw * C);
-  T* feat = reinterpret_cast<T*>(p);  // (R, C): pooled input of one bin
-  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * C);
-  T* res = reinterpret_cast<T*>(p);  // (R, D): F W_bin^T
-  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * D);
-  int* cnt = reinterpret_cast<int*>(p);
+  const uintptr_t per_thread = p;   // then per thread: feat (R, C), res (D, R), cnt (R)
   dpsroi_prepare(g, rois, static_cast<const T*>(nullptr), &w);
   // (N, C, HW) -> (N, HW, C), in blocks of 32 x 32
   const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
@@ -1281,14 +1281,33 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
     }
   }
   const int maxc = 2 * g.samples;
-  for (int bin = 0; bin < PP; ++bin) {
-    const int ph = bin / P, pw = bin % P;
-#pragma omp parallel if (static_cast<int64_t>(R) * C > 16384)
-    {
-      std::vector<int> cx(maxc), cy(maxc);
-      std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
-      std::vector<const T*> rows(maxc * maxc);
-#pragma omp for schedule(static)
+  // One task per bin (dynamic), each with its own buffers: the pooled inputs of the bin's
+  // RoIs, then one single-threaded GEMM (nested OpenMP regions are inactive), then the
+  // outputs.  A parallel region per bin around a parallel GEMM would scale less well.
+#pragma omp parallel num_threads(threads) if (threads > 1 && static_cast<int64_t>(R) * C * D > 65536)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    uintptr_t q = per_thread;
+    for (int t = 0; t < tid; ++t) {
+      q = align64(q + sizeof(T) * static_cast<int64_t>(R) * C);
+      q = align64(q + sizeof(T) * static_cast<int64_t>(R) * D);
+      q = align64(q + sizeof(int) * static_cast<int64_t>(R));
+    }
+    T* feat = reinterpret_cast<T*>(q);  // (R, C): pooled input of one bin
+    q = align64(q + sizeof(T) * static_cast<int64_t>(R) * C);
+    T* res = reinterpret_cast<T*>(q);  // (D, R): W_bin F^T
+    q = align64(q + sizeof(T) * static_cast<int64_t>(R) * D);
+    int* cnt = reinterpret_cast<int*>(q);
+    std::vector<int> cx(maxc), cy(maxc);
+    std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
+    std::vector<const T*> rows(maxc * maxc);
+#pragma omp for schedule(dynamic, 1)
+    for (int bin = 0; bin < PP; ++bin) {
+      const int ph = bin / P, pw = bin % P;
       for (int r = 0; r < R; ++r) {
         const RoIInfo<T>& in = w.info[r];
         const T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
@@ -1314,18 +1333,17 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         }
         weighted_row_sum(C, n, rows.data(), cw.data(), f);
       }
-    }
-    const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
-    // res (D x R) = W_bin (D x C, rows G*G*C apart) F^T
-    gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0), res, R);
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * D > 65536)
-    for (int r = 0; r < R; ++r) {
-      T* o = out + static_cast<int64_t>(r) * D * PP + bin;
-      for (int ctop = 0; ctop < D; ++ctop)
-        o[static_cast<int64_t>(ctop) * PP] =
-            cnt[r] == 0 ? T(0)
-                        : res[static_cast<int64_t>(ctop) * R + r] +
-                              bias[static_cast<int64_t>(ctop) * G * G + row0];
+      const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
+      // res (D x R) = W_bin (D x C, rows G*G*C apart) F^T
+      gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0), res, R);
+      for (int r = 0; r < R; ++r) {
+        T* o = out + static_cast<int64_t>(r) * D * PP + bin;
+        for (int ctop = 0; ctop < D; ++ctop)
+          o[static_cast<int64_t>(ctop) * PP] =
+              cnt[r] == 0 ? T(0)
+                          : res[static_cast<int64_t>(ctop) * R + r] +
+                                bias[static_cast<int64_t>(ctop) * G * G + row0];
+      }
     }
   }
 }

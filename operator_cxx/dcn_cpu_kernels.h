@@ -356,29 +356,38 @@ DCN_INLINE void to_channels_last_body(const float* x, int64_t HW, int C, int64_t
 struct BlockedTapOrder {
   int cg, taps, cb;  // channels of the group, kernel taps, channels per block
   /*! \brief tap t and channel c of row r; *run: rows from r on with that tap (consecutive
-   *  channels) */
-  inline void locate(int r, int* t, int* c, int* run) const {
+   *  channels); *first, *size: the first channel and the size of c's block */
+  inline void locate(int r, int* t, int* c, int* run, int* first = nullptr,
+                     int* size = nullptr) const {
     const int full = cg / cb, per = taps * cb;
-    int b = r / per, size = cb;
+    int b = r / per, sz = cb;
     if (b >= full) {
       b = full;
-      size = cg - full * cb;
+      sz = cg - full * cb;
     }
     const int rem = r - b * per;
-    *t = rem / size;
-    const int cw = rem - *t * size;
+    *t = rem / sz;
+    const int cw = rem - *t * sz;
     *c = b * cb + cw;
-    *run = size - cw;
+    *run = sz - cw;
+    if (first) *first = b * cb;
+    if (size) *size = sz;
   }
 };
 
-/*! \brief columns of one convolution group, sampled from a channels-last image */
+/*!
+ * \brief columns of one convolution group, sampled from the image in blocked
+ * channels-last layout: the channels of each block of BlockedTapOrder (per group) are
+ * stored as a (H*W, block size) matrix at the place of the block's channels in (C, H*W)
+ * (see to_blocked_channels_last), so what a k block reads is contiguous.
+ */
 struct HwcColumns {
-  const float* xt;    // (H*W, C): the image, channels last
+  const float* xt;    // the image, blocked channels-last
   const int* pidx;    // plan: (deformable group, tap, position) x 4 corner indices
   const float* pwt;   // plan: the 4 corner weights
   int64_t L, taps;
-  int C, cpg;         // channels, channels per deformable group
+  int64_t HW;         // input positions
+  int cpg;            // channels per deformable group
   int c0;             // first channel of the group
   BlockedTapOrder order;
 };
@@ -399,10 +408,11 @@ DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w
   constexpr int kRun = 128;  // channels per staging pass
   float stage[8 * kRun];
   const int r1 = k0 + kc;
-  const int64_t C = s.C;
   for (int r = k0; r < r1;) {
-    int t, c, run;
-    s.order.locate(r, &t, &c, &run);
+    int t, c, run, first, size;
+    s.order.locate(r, &t, &c, &run, &first, &size);
+    const float* blk = s.xt + (s.c0 + first) * s.HW + (c - first);  // channel c at pixel 0
+    const int64_t C = size;                                         // pixel stride
     c += s.c0;
     const int dg = c / s.cpg;
     run = std::min(std::min(std::min(run, r1 - r), (dg + 1) * s.cpg - c), kRun);
@@ -421,10 +431,10 @@ DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w
         }
         const int* ip = idx + 4 * (q0 + q);
         const float* wp = wt + 4 * (q0 + q);
-        const float* b0 = s.xt + ip[0] * C + c;
-        const float* b1 = s.xt + ip[1] * C + c;
-        const float* b2 = s.xt + ip[2] * C + c;
-        const float* b3 = s.xt + ip[3] * C + c;
+        const float* b0 = blk + ip[0] * C;
+        const float* b1 = blk + ip[1] * C;
+        const float* b2 = blk + ip[2] * C;
+        const float* b3 = blk + ip[3] * C;
         const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
         int cc = 0;
         for (; cc + WS <= run; cc += WS)
@@ -466,17 +476,26 @@ inline DCN_TARGET_AVX512 void hwc_panel_avx512(const HwcColumns& s, int k0, int 
   hwc_panel_body<KernAvx512::NR, V16>(s, k0, kc, j, w, dst);
 }
 
-/*! \brief (C, H*W) -> (H*W, C) for one image, OpenMP over blocks of positions */
-inline void to_channels_last(int isa, const float* x, int64_t HW, int C, float* xt) {
+/*!
+ * \brief one image (C, H*W) -> blocked channels-last (see HwcColumns): per convolution
+ * group of cg channels, blocks of cb channels (the last one smaller), each transposed in
+ * place of its channels into (H*W, block size).  OpenMP over blocks x position ranges.
+ */
+inline void to_blocked_channels_last(int isa, const float* x, int64_t HW, int C, int cg, int cb,
+                                     float* xt) {
   constexpr int64_t kBlock = 64;
-  const int64_t blocks = (HW + kBlock - 1) / kBlock;
+  const int groups = C / cg, full = cg / cb, nb = full + (cg % cb ? 1 : 0);
+  const int64_t pblocks = (HW + kBlock - 1) / kBlock, jobs = groups * nb * pblocks;
 #pragma omp parallel for schedule(static) if (HW * C > 65536)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t p0 = b * kBlock, p1 = std::min(HW, p0 + kBlock);
+  for (int64_t job = 0; job < jobs; ++job) {
+    const int gb = static_cast<int>(job / pblocks), gr = gb / nb, b = gb % nb;
+    const int64_t first = static_cast<int64_t>(gr) * cg + static_cast<int64_t>(b) * cb;
+    const int size = b < full ? cb : cg - full * cb;
+    const int64_t p0 = job % pblocks * kBlock, p1 = std::min(HW, p0 + kBlock);
     if (isa == kIsaAvx512)
-      to_channels_last_avx512(x, HW, C, p0, p1, xt);
+      to_channels_last_avx512(x + first * HW, HW, size, p0, p1, xt + first * HW);
     else
-      to_channels_last_avx2(x, HW, C, p0, p1, xt);
+      to_channels_last_avx2(x + first * HW, HW, size, p0, p1, xt + first * HW);
   }
 }
 
@@ -662,10 +681,11 @@ void conv_forward(const ConvGeom& g, const T* data, const T* offset, const T* ma
       if (fused) {
         const int isa = isa_current();
         const int64_t plane = static_cast<int64_t>(g.H) * g.W;
-        simd::to_channels_last(isa, data + static_cast<int64_t>(n) * g.C * plane, plane, g.C, hwc);
         const int cg = g.C / g.groups, taps = static_cast<int>(g.taps());
         const simd::BlockedTapOrder order{cg, taps, std::min(cg, 128)};
-        simd::HwcColumns s{hwc, pidx, pwt, L, taps, g.C, g.C / g.dgroups, 0, order};
+        simd::to_blocked_channels_last(isa, data + static_cast<int64_t>(n) * g.C * plane, plane,
+                                       g.C, cg, order.cb, hwc);
+        simd::HwcColumns s{hwc, pidx, pwt, L, taps, plane, g.C / g.dgroups, 0, order};
         simd::with_kernel(isa, [&](auto kern) {
           using Kn = decltype(kern);
           for (int gr = 0; gr < g.groups; ++gr) {

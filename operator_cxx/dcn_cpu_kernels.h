@@ -9,10 +9,10 @@
  *   2. generic ISA (and float64): the column matrix (C*kh*kw, Ho*Wo) is filled
  *      from the plan (OpenMP over rows) and multiplied by one GEMM per
  *      convolution group through the BLAS MXNet ships;
- *      avx2 / avx512 (float32): the input is copied channels-last and the GEMM
- *      of dcn_gemm.h samples its column panels from the plan while packing them
- *      (vectors of 8 channels per corner, transposed in registers), so the
- *      column matrix is never stored;
+ *      avx2 / avx512 (float32): the input is copied channels-last (per block of
+ *      channels) and the GEMM of dcn_gemm.h samples its column panels from the
+ *      plan while packing them (vectors of 8 / 16 channels per corner, transposed
+ *      in registers), so the column matrix is never stored;
  * The backward pass reuses the column buffer for the column gradient,
  * scatters it into the data gradient (OpenMP over channels: race free),
  * reduces offset / mask gradients per (deformable group, tap) (race free), then
@@ -313,7 +313,7 @@ void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** 
 /*!
  * \brief true when the float32 path multiplies through the GEMM of dcn_gemm.h with
  * column panels sampled on the fly (the avx2 / avx512 ISAs: no column buffer in the
- * forward pass, a channels-last copy of the image instead).
+ * forward pass, a blocked channels-last copy of the image instead).
  */
 template <typename T>
 inline bool fused_columns() {
@@ -395,9 +395,8 @@ struct HwcColumns {
 /*!
  * \brief one NR-column panel of the group's column matrix (rows in BlockedTapOrder):
  * rows [k0, k0 + kc), positions [j, j + w) into dst[(r - k0) * NR + q] (columns
- * w..NR-1 zeroed).  Rows are taken in
- * runs of channels that share a tap and a deformable group, hence a plan record.  For
- * a block of 8 positions, each position loads its record once and reads its 4 corners
+ * w..NR-1 zeroed).  Rows are taken in runs of channels that share a tap and a
+ * deformable group, hence a plan record.  For a block of 8 positions, each position loads its record once and reads its 4 corners
  * as vectors of 8 (AVX2) or 16 (AVX-512) channels along the run (into a small
  * position-major staging buffer); 8 x 8 blocks of it are then transposed in registers
  * into 8 panel rows.
@@ -753,7 +752,7 @@ void conv_backward(const ConvGeom& g, const T* grad_out, const T* data, const T*
           using Kn = decltype(kern);
           for (int gr = 0; gr < g.groups; ++gr) {
             simd::sgemm_gen<Kn>(M, K, static_cast<int>(L),
-                                simd::MatrixA<Kn::MR>{false, go_n + static_cast<int64_t>(gr) * M * L,
+                                simd::MatrixA<Kn>{false, go_n + static_cast<int64_t>(gr) * M * L,
                                                       static_cast<int>(L)},
                                 simd::ColumnTPanel<Kn::NR>{smp, static_cast<int64_t>(gr) * K},
                                 n == 0 ? 0.f : 1.f, grad_weight + static_cast<int64_t>(gr) * M * K, K);
@@ -1266,12 +1265,12 @@ template <typename T>
 int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
   const int64_t threads = std::max(1, num_threads());
-  const int64_t per_thread = 64 * 3 + static_cast<int64_t>(sizeof(T)) *
-                                          (static_cast<int64_t>(g.R) * g.C +
-                                           static_cast<int64_t>(g.R) * g.output_dim) +
-                             static_cast<int64_t>(sizeof(int)) * g.R;
-  return 64 * 3 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
-         static_cast<int64_t>(sizeof(T)) * g.N * hw * g.C + threads * per_thread;
+  const int64_t PP = static_cast<int64_t>(g.pooled) * g.pooled;
+  return 64 * 4 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
+         static_cast<int64_t>(sizeof(T)) * g.N * hw * g.C +
+         static_cast<int64_t>(sizeof(T)) * PP * g.output_dim * g.R +
+         static_cast<int64_t>(sizeof(int)) * PP * g.R +
+         threads * (128 + static_cast<int64_t>(sizeof(T)) * g.R * g.C);
 }
 
 /*! \brief see conv1x1_dpsroi_workspace_bytes; the OpenMP team size must be the same */
@@ -1287,23 +1286,40 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
   p = align64(p + sizeof(RoIInfo<T>) * R);
   T* xt = reinterpret_cast<T*>(p);  // (N, H*W, C)
   p = align64(p + sizeof(T) * g.N * hw * C);
-  const uintptr_t per_thread = p;   // then per thread: feat (R, C), res (D, R), cnt (R)
+  T* res = reinterpret_cast<T*>(p);  // (PP, D, R): W_bin F^T of every bin
+  p = align64(p + sizeof(T) * static_cast<int64_t>(PP) * D * R);
+  int* cnt = reinterpret_cast<int*>(p);  // (PP, R): samples in the map
+  p = align64(p + sizeof(int) * static_cast<int64_t>(PP) * R);
+  const uintptr_t feats = p;  // per thread: (R, C), the pooled input of one bin
   dpsroi_prepare(g, rois, static_cast<const T*>(nullptr), &w);
-  // (N, C, HW) -> (N, HW, C), in blocks of 32 x 32
-  const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
+  // (N, C, HW) -> (N, HW, C)
+  bool copied = false;
+#ifdef DCN_HAVE_X86_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    const int isa = isa_current();
+    if (isa != kIsaGeneric) {
+      for (int n = 0; n < g.N; ++n)
+        simd::to_blocked_channels_last(isa, data + n * hw * C, hw, C, C, C, xt + n * hw * C);
+      copied = true;
+    }
+  }
+#endif
+  if (!copied) {
+    const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
 #pragma omp parallel for schedule(static) if (g.N * hw * C > 65536)
-  for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
-    const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
-    const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
-    for (int64_t c = cb * 32; c < c1; ++c) {
-      const T* src = data + (n * C + c) * hw;
-      for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
+    for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
+      const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
+      const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
+      for (int64_t c = cb * 32; c < c1; ++c) {
+        const T* src = data + (n * C + c) * hw;
+        for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
+      }
     }
   }
   const int maxc = 2 * g.samples;
-  // One task per bin (dynamic), each with its own buffers: the pooled inputs of the bin's
-  // RoIs, then one single-threaded GEMM (nested OpenMP regions are inactive), then the
-  // outputs.  A parallel region per bin around a parallel GEMM would scale less well.
+  // One task per bin (dynamic): the pooled inputs of the bin's RoIs (own buffer), then
+  // one single-threaded GEMM into the bin's slice of res (nested OpenMP regions are
+  // inactive).  A parallel region per bin around a parallel GEMM scales less well.
 #pragma omp parallel num_threads(threads) if (threads > 1 && static_cast<int64_t>(R) * C * D > 65536)
   {
 #ifdef _OPENMP
@@ -1311,23 +1327,14 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
 #else
     const int tid = 0;
 #endif
-    uintptr_t q = per_thread;
-    for (int t = 0; t < tid; ++t) {
-      q = align64(q + sizeof(T) * static_cast<int64_t>(R) * C);
-      q = align64(q + sizeof(T) * static_cast<int64_t>(R) * D);
-      q = align64(q + sizeof(int) * static_cast<int64_t>(R));
-    }
-    T* feat = reinterpret_cast<T*>(q);  // (R, C): pooled input of one bin
-    q = align64(q + sizeof(T) * static_cast<int64_t>(R) * C);
-    T* res = reinterpret_cast<T*>(q);  // (D, R): W_bin F^T
-    q = align64(q + sizeof(T) * static_cast<int64_t>(R) * D);
-    int* cnt = reinterpret_cast<int*>(q);
+    T* feat = reinterpret_cast<T*>(feats + tid * align64(64 + sizeof(T) * static_cast<int64_t>(R) * C));
     std::vector<int> cx(maxc), cy(maxc);
     std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
     std::vector<const T*> rows(maxc * maxc);
 #pragma omp for schedule(dynamic, 1)
     for (int bin = 0; bin < PP; ++bin) {
       const int ph = bin / P, pw = bin % P;
+      int* cnt_b = cnt + static_cast<int64_t>(bin) * R;
       for (int r = 0; r < R; ++r) {
         const RoIInfo<T>& in = w.info[r];
         const T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
@@ -1336,13 +1343,13 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
         const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
         T* f = feat + static_cast<int64_t>(r) * C;
-        cnt[r] = nx * ny;
-        if (cnt[r] == 0) {
+        cnt_b[r] = nx * ny;
+        if (cnt_b[r] == 0) {
           std::fill(f, f + C, T(0));
           continue;
         }
         // the bin's cells: input vectors (rows of xt) and weights / count
-        const T inv = T(1) / static_cast<T>(cnt[r]);
+        const T inv = T(1) / static_cast<T>(cnt_b[r]);
         const T* base = xt + static_cast<int64_t>(in.batch) * hw * C;
         int n = 0;
         for (int iy = 0; iy < ncy; ++iy) {
@@ -1354,15 +1361,25 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         weighted_row_sum(C, n, rows.data(), cw.data(), f);
       }
       const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
-      // res (D x R) = W_bin (D x C, rows G*G*C apart) F^T
-      gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0), res, R);
-      for (int r = 0; r < R; ++r) {
-        T* o = out + static_cast<int64_t>(r) * D * PP + bin;
-        for (int ctop = 0; ctop < D; ++ctop)
-          o[static_cast<int64_t>(ctop) * PP] =
-              cnt[r] == 0 ? T(0)
-                          : res[static_cast<int64_t>(ctop) * R + r] +
-                                bias[static_cast<int64_t>(ctop) * G * G + row0];
+      // res[bin] (D x R) = W_bin (D x C, rows G*G*C apart) F^T
+      gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0),
+           res + static_cast<int64_t>(bin) * D * R, R);
+    }
+    // (PP, D, R) -> out (R, D, PP) with the bias: per output channel, blocks of 64 RoIs
+    // (the 64 output rows of a block stay in cache while every bin is written)
+    const int rblocks = (R + 63) / 64;
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < static_cast<int64_t>(D) * rblocks; ++job) {
+      const int ctop = static_cast<int>(job / rblocks), r0 = static_cast<int>(job % rblocks) * 64;
+      const int r1 = std::min(R, r0 + 64);
+      for (int bin = 0; bin < PP; ++bin) {
+        const int ph = bin / P, pw = bin % P;
+        const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
+        const T b = bias[static_cast<int64_t>(ctop) * G * G + row0];
+        const T* src = res + (static_cast<int64_t>(bin) * D + ctop) * R;
+        const int* cb = cnt + static_cast<int64_t>(bin) * R;
+        for (int r = r0; r < r1; ++r)
+          out[(static_cast<int64_t>(r) * D + ctop) * PP + bin] = cb[r] == 0 ? T(0) : src[r] + b;
       }
     }
   }

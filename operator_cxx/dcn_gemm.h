@@ -117,6 +117,35 @@ DCN_INLINE void weighted_row_sum_body(int len, int n, const float* const* rows, 
   }
 }
 
+/*!
+ * \brief dst[kk * P + r] = src[(i + r) * ld + k0 + kk] for r < h, kk < kc (r in [h, P): 0):
+ * P rows of a matrix whose k dimension is contiguous, into one k-major panel (the A
+ * panels of a row-major A, the B panels of a transposed B).  8 rows x 8 columns at a
+ * time, transposed in registers.
+ */
+template <int P>
+DCN_INLINE void pack_rows_body(const float* src, int64_t ld, int i, int h, int k0, int kc,
+                               float* dst) {
+  for (int r0 = 0; r0 < h; r0 += 8) {
+    const int nr = std::min(8, h - r0);
+    const float* rows[8];
+    for (int l = 0; l < 8; ++l) rows[l] = src + (i + r0 + std::min(l, nr - 1)) * ld + k0;
+    int kk = 0;
+    if (nr == 8) {
+      for (; kk + 8 <= kc; kk += 8) {
+        V8 x[8];
+        for (int l = 0; l < 8; ++l) x[l] = load<V8>(rows[l] + kk);
+        transpose8(x);  // x[q]: the 8 rows at column kk + q
+        for (int q = 0; q < 8; ++q) store(dst + (kk + q) * P + r0, x[q]);
+      }
+    }
+    for (; kk < kc; ++kk)
+      for (int l = 0; l < nr; ++l) dst[kk * P + r0 + l] = rows[l][kk];
+  }
+  for (int r = h; r < P; ++r)
+    for (int kk = 0; kk < kc; ++kk) dst[kk * P + r] = 0.f;
+}
+
 /*! \brief AVX2 + FMA kernels: 6 x 16 tiles */
 struct KernAvx2 {
   static constexpr int kIsa = kIsaAvx2;
@@ -130,6 +159,14 @@ struct KernAvx2 {
   static DCN_TARGET_AVX2 void weighted_row_sum(int len, int n, const float* const* rows,
                                                const float* w, float* dst) {
     weighted_row_sum_body<V8>(len, n, rows, w, dst);
+  }
+  static DCN_TARGET_AVX2 void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,
+                                           int kc, float* dst) {
+    pack_rows_body<MR>(src, ld, i, h, k0, kc, dst);
+  }
+  static DCN_TARGET_AVX2 void pack_rows_nr(const float* src, int64_t ld, int i, int h, int k0,
+                                           int kc, float* dst) {
+    pack_rows_body<NR>(src, ld, i, h, k0, kc, dst);
   }
 };
 
@@ -147,6 +184,14 @@ struct KernAvx512 {
                                                  const float* w, float* dst) {
     weighted_row_sum_body<V16>(len, n, rows, w, dst);
   }
+  static DCN_TARGET_AVX512 void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,
+                                             int kc, float* dst) {
+    pack_rows_body<MR>(src, ld, i, h, k0, kc, dst);
+  }
+  static DCN_TARGET_AVX512 void pack_rows_nr(const float* src, int64_t ld, int i, int h, int k0,
+                                             int kc, float* dst) {
+    pack_rows_body<NR>(src, ld, i, h, k0, kc, dst);
+  }
 };
 
 /*! \brief calls f(KernAvx512{}) or f(KernAvx2{}) for a SIMD isa */
@@ -162,12 +207,13 @@ inline void with_kernel(int isa, F&& f) {
  * \brief packs op(B)[k0:k0+kc, j:j+w] of a stored matrix into one NR-column panel
  * dst[k * NR + c] (columns w..NR-1 zeroed).
  */
-template <int NR>
+template <class K>
 struct MatrixPanel {
   bool tb;
   const float* b;
   int ldb;
   void operator()(int k0, int kc, int j, int w, float* dst) const {
+    constexpr int NR = K::NR;
     if (!tb) {
       for (int k = 0; k < kc; ++k) {
         const float* src = b + static_cast<int64_t>(k0 + k) * ldb + j;
@@ -179,13 +225,8 @@ struct MatrixPanel {
           for (int c = w; c < NR; ++c) d[c] = 0.f;
         }
       }
-    } else {  // op(B)[k][j] = b[j * ldb + k]: each stored row read contiguously
-      for (int c = 0; c < w; ++c) {
-        const float* src = b + static_cast<int64_t>(j + c) * ldb + k0;
-        for (int k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
-      }
-      for (int c = w; c < NR; ++c)
-        for (int k = 0; k < kc; ++k) dst[k * NR + c] = 0.f;
+    } else {  // op(B)[k][j] = b[j * ldb + k]: stored rows j..j+w, transposed
+      K::pack_rows_nr(b, ldb, j, w, k0, kc, dst);
     }
   }
 };
@@ -207,28 +248,26 @@ struct PanelDst {
 };
 
 /*! \brief packs one MR-row panel op(A)[i:i+h, :] of a stored matrix (rows h..MR-1 zeroed) */
-template <int MR>
+template <class K>
 struct MatrixA {
   bool ta;
   const float* a;
   int lda;
-  void operator()(int i, int h, const PanelDst<MR>& pd) const {
+  void operator()(int i, int h, const PanelDst<K::MR>& pd) const {
+    constexpr int MR = K::MR;
     for (int k0 = 0, kb = 0; k0 < pd.k; k0 += pd.KC, ++kb) {
       const int kc = std::min(pd.KC, pd.k - k0);
       float* dst = pd.block(kb);
       if (!ta) {
-        for (int r = 0; r < h; ++r) {
-          const float* src = a + static_cast<int64_t>(i + r) * lda + k0;
-          for (int kk = 0; kk < kc; ++kk) dst[kk * MR + r] = src[kk];
-        }
-      } else {  // op(A)[i][k] = a[k * lda + i]
-        for (int kk = 0; kk < kc; ++kk) {
-          const float* src = a + static_cast<int64_t>(k0 + kk) * lda + i;
-          for (int r = 0; r < h; ++r) dst[kk * MR + r] = src[r];
-        }
+        K::pack_rows_mr(a, lda, i, h, k0, kc, dst);
+        continue;
       }
-      for (int r = h; r < MR; ++r)
-        for (int kk = 0; kk < kc; ++kk) dst[kk * MR + r] = 0.f;
+      // op(A)[i][k] = a[k * lda + i]: MR contiguous values per k
+      for (int kk = 0; kk < kc; ++kk) {
+        const float* src = a + static_cast<int64_t>(k0 + kk) * lda + i;
+        for (int r = 0; r < h; ++r) dst[kk * MR + r] = src[r];
+        for (int r = h; r < MR; ++r) dst[kk * MR + r] = 0.f;
+      }
     }
   }
 };
@@ -285,7 +324,7 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
   // next free one meanwhile (no barrier between packing and multiplying: a thread that
   // is descheduled on a shared machine does not hold the others up).  The rows of a
   // panel are read in one go, so a packer that reorders columns (the convolution's
-  // tap-major weights) reads them from cache.  state: 0 free, 1 packing, 2 ready.
+  // weights in BlockedTapOrder) reads each row once.  state: 0 free, 1 packing, 2 ready.
   std::vector<int> state(mpanels, 0);
   int* const st = state.data();
   auto pack_panel = [&](int p) {
@@ -355,7 +394,7 @@ void sgemm_gen(int m, int n, int k, const APack& apack_fn, const BPanel& panel, 
 template <class K>
 void sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc) {
-  sgemm_gen<K>(m, n, k, MatrixA<K::MR>{ta, a, lda}, MatrixPanel<K::NR>{tb, b, ldb}, beta, c, ldc);
+  sgemm_gen<K>(m, n, k, MatrixA<K>{ta, a, lda}, MatrixPanel<K>{tb, b, ldb}, beta, c, ldc);
 }
 
 }  // namespace simd

@@ -10,10 +10,11 @@
     (forward + backward + SGD update on a real Shapes training batch, after warm-up).
 (c) --train101: ResNet-101 Deformable R-FCN training time per iteration (slow).
 
-Each thread count runs in its own subprocess with OMP_NUM_THREADS set.
+Each (ISA, thread count) runs in its own subprocess with OMP_NUM_THREADS set (and
+DCN_CPU_ISA, see benchmarks/_isa.py).
 
     PYTHONPATH=lib:. python benchmarks/bench_e2e.py [--threads 2] [--quick] [--repeat 3]
-        [--parts a b c]
+        [--parts a b c] [--isa auto avx512 avx2 generic] [--baseline-isa match|native]
 """
 import argparse
 import json
@@ -23,6 +24,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _isa  # noqa: E402
 R101 = {
     'R-FCN (deformable)': ('rfcn', 'experiments/rfcn/cfgs/'
                            'resnet_v1_101_coco_trainval_rfcn_dcn_end2end_ohem.yaml'),
@@ -219,10 +222,12 @@ def worker(args):
         res['b'] = part_b(args)
     if 'c' in args.parts:
         res['c'] = part_c(args)
+    res['info'] = _isa.worker_description()
     print(json.dumps(res))
 
 
 def report(nt, res, repeat):
+    print('\nOMP_NUM_THREADS=%d  %s' % (nt, _isa.header(res['info'])))
     if 'a' in res:
         a = res['a']
         t = {(r['net'], r['builtin']): r['t'] for r in a['rows']}
@@ -258,6 +263,7 @@ def main():
     ap.add_argument('--parts', nargs='+', default=['a', 'b'], choices=['a', 'b', 'c'])
     ap.add_argument('--train101', action='store_true', help='also run part (c)')
     ap.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    _isa.add_arguments(ap)
     args = ap.parse_args()
     if args.quick:
         args.repeat = min(args.repeat, 2)
@@ -266,15 +272,18 @@ def main():
     if args.worker:
         worker(args)
         return
-    for nt in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(nt))
-        env['PYTHONPATH'] = os.pathsep.join([os.path.join(ROOT, 'lib'), ROOT,
-                                             env.get('PYTHONPATH', '')])
-        cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--repeat',
-               str(args.repeat), '--parts'] + args.parts + (['--quick'] if args.quick else [])
-        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, cwd=ROOT).stdout
-        report(nt, json.loads(out.decode().strip().splitlines()[-1]), args.repeat)
-
+    print('CPU: %s' % _isa.cpu_description())
+    for isa in args.isa:
+        for nt in args.threads:
+            env = _isa.worker_env(dict(os.environ, OMP_NUM_THREADS=str(nt)), isa,
+                                  args.baseline_isa)
+            env['PYTHONPATH'] = os.pathsep.join([os.path.join(ROOT, 'lib'), ROOT,
+                                                 env.get('PYTHONPATH', '')])
+            cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--repeat',
+                   str(args.repeat), '--parts'] + args.parts + (['--quick'] if args.quick else [])
+            out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE,
+                                 cwd=ROOT).stdout
+            report(nt, json.loads(out.decode().strip().splitlines()[-1]), args.repeat)
 
 if __name__ == '__main__':
     main()

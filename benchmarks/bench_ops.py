@@ -4,9 +4,11 @@
 Shapes: the res5 layer of Deformable R-FCN (1x512x38x63 -> 512, 3x3, dilate 2, pad 2,
 4 deformable groups) and its position-sensitive pooling (300 RoIs, 81 classes, 7x7 bins,
 4x4 samples per bin).  Every row is measured in one process (ours and the baseline
-interleaved), best of N; each thread count runs in its own subprocess with OMP_NUM_THREADS set.
+interleaved), best of N; each (ISA, thread count) runs in its own subprocess with
+OMP_NUM_THREADS set (and DCN_CPU_ISA, see benchmarks/_isa.py).
 
     PYTHONPATH=lib python benchmarks/bench_ops.py [--threads 1 2] [--repeat 5] [--quick]
+        [--isa auto avx512 avx2 generic] [--baseline-isa match|native] [--only NAME...]
 """
 import argparse
 import json
@@ -16,6 +18,12 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _isa  # noqa: E402
+
+
+CLOCK = {'wall': time.perf_counter, 'cpu': time.process_time}
+_clock = CLOCK['wall']
 
 
 def _best(fn, repeat, warmup=1):
@@ -25,10 +33,10 @@ def _best(fn, repeat, warmup=1):
         mx.nd.waitall()
     best = float('inf')
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = _clock()
         fn()
         mx.nd.waitall()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, _clock() - t)
     return best
 
 
@@ -45,6 +53,8 @@ def _fwd_bwd(op, inputs, grad_idx):
 
 
 def worker(args):
+    global _clock
+    _clock = CLOCK[args.clock]
     import numpy as np
     import mxnet as mx
     sys.path.insert(0, os.path.join(ROOT, 'lib'))
@@ -79,7 +89,10 @@ def worker(args):
         0.35)
     row('DeformableConvolution fwd',
         lambda: dnd.DeformableConvolution(data, offset, weight, **dconv),
-        lambda: mx.nd.Convolution(data, weight, **conv), 'Convolution (dilated)', 1.5)
+        lambda: mx.nd.Convolution(data, weight, **conv), 'Convolution (dilated)', 1.15)
+    row('ModulatedDeformableConvolution fwd',
+        lambda: dnd.ModulatedDeformableConvolution(data, offset, mask, weight, **dconv),
+        lambda: mx.nd.Convolution(data, weight, **conv), 'Convolution (dilated)', 1.2)
     row('DeformableConvolution fwd+bwd',
         _fwd_bwd(lambda *x: dnd.DeformableConvolution(*x, **dconv), [data, offset, weight],
                  [0, 1, 2]),
@@ -112,7 +125,7 @@ def worker(args):
     col_bytes = C * 9 * L * 4
     plan_bytes = dg * 9 * L * 4 * (4 + 4)
     print(json.dumps(dict(rows=rows, col_bytes=col_bytes, plan_bytes=plan_bytes,
-                          shape=[1, C, H, W], rois=R)))
+                          shape=[1, C, H, W], rois=R, info=_isa.worker_description())))
 
 
 def main():
@@ -123,34 +136,46 @@ def main():
                     help='smaller shapes (1x256x19x32, 100 RoIs) and best of 2')
     ap.add_argument('--only', nargs='+', default=None,
                     help='run only rows whose operator name contains one of these strings')
+    ap.add_argument('--clock', default='wall', choices=sorted(CLOCK),
+                    help='wall (default) or cpu: process CPU time, which a busy machine inflates '
+                         'less (one thread only: with several it adds up the threads)')
     ap.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    _isa.add_arguments(ap)
     args = ap.parse_args()
     if args.quick:
         args.repeat = min(args.repeat, 2)
     if args.worker:
         worker(args)
         return
-    for nt in args.threads:
-        env = dict(os.environ, OMP_NUM_THREADS=str(nt), MXNET_ENGINE_TYPE='NaiveEngine')
-        env['PYTHONPATH'] = os.path.join(ROOT, 'lib') + os.pathsep + env.get('PYTHONPATH', '')
-        cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--repeat',
-               str(args.repeat)] + (['--quick'] if args.quick else []) + \
-            (['--only'] + args.only if args.only else [])
-        out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE).stdout
-        res = json.loads(out.decode().strip().splitlines()[-1])
-        print('\nOMP_NUM_THREADS=%d  data %s, %d RoIs  (best of %d, ms)'
-              % (nt, 'x'.join(map(str, res['shape'])), res['rois'], args.repeat))
-        print('%-36s %9s %9s %7s %7s %5s  %s' % ('operator', 'ours', 'baseline', 'ratio', 'goal',
-                                                  'met', 'baseline'))
-        for r in res['rows']:
-            ratio = r['ours'] / r['base']
-            print('%-36s %9.2f %9.2f %7.3f %7s %5s  %s'
-                  % (r['name'], r['ours'] * 1e3, r['base'] * 1e3, ratio, '<=%g' % r['goal'],
-                     'yes' if ratio <= r['goal'] else 'NO', r['base_name']))
-        print('workspace per image: sampling plan %.1f MiB; column buffer %.1f MiB in the '
-              'backward pass only (the AVX-512 forward samples GEMM panels from the plan; the BLAS '
-              'path also needs it forward)'
-              % (res['plan_bytes'] / 2 ** 20, res['col_bytes'] / 2 ** 20))
+    print('CPU: %s' % _isa.cpu_description())
+    for isa in args.isa:
+        for nt in args.threads:
+            run_worker(args, isa, nt)
+
+
+def run_worker(args, isa, nt):
+    env = dict(os.environ, OMP_NUM_THREADS=str(nt), MXNET_ENGINE_TYPE='NaiveEngine')
+    env = _isa.worker_env(env, isa, args.baseline_isa)
+    env['PYTHONPATH'] = os.path.join(ROOT, 'lib') + os.pathsep + env.get('PYTHONPATH', '')
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--repeat',
+           str(args.repeat), '--clock', args.clock] + (['--quick'] if args.quick else []) + \
+        (['--only'] + args.only if args.only else [])
+    out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE).stdout
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    print('\nOMP_NUM_THREADS=%d  data %s, %d RoIs  (best of %d, ms%s)  %s'
+          % (nt, 'x'.join(map(str, res['shape'])), res['rois'], args.repeat,
+             ', CPU time' if args.clock == 'cpu' else '', _isa.header(res['info'])))
+    print('%-36s %9s %9s %7s %7s %5s  %s' % ('operator', 'ours', 'baseline', 'ratio', 'goal',
+                                              'met', 'baseline'))
+    for r in res['rows']:
+        ratio = r['ours'] / r['base']
+        print('%-36s %9.2f %9.2f %7.3f %7s %5s  %s'
+              % (r['name'], r['ours'] * 1e3, r['base'] * 1e3, ratio, '<=%g' % r['goal'],
+                 'yes' if ratio <= r['goal'] else 'NO', r['base_name']))
+    print('workspace per image: sampling plan %.1f MiB; column buffer %.1f MiB in the '
+          'backward pass (and forward on the generic path; the avx2 / avx512 forward samples '
+          'GEMM panels from a channels-last copy of the input instead)'
+          % (res['plan_bytes'] / 2 ** 20, res['col_bytes'] / 2 ** 20))
 
 
 if __name__ == '__main__':

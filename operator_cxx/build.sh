@@ -8,8 +8,12 @@
 #   CXX        C++ compiler (default: g++)
 #   DCN_MARCH  value of -march (default: x86-64-v2 on x86-64, i.e. SSE4.2 without
 #              AVX, safe on any x86-64 CPU of the last decade; MXNet's own wheel
-#              is built without AVX too).  Set DCN_MARCH=native for a build that
-#              only runs on the build machine.
+#              is built without AVX too).  The AVX2+FMA and AVX-512 kernels are
+#              compiled besides, whatever DCN_MARCH is (function target attributes,
+#              operator_cxx/dcn_simd.h), and chosen at run time (dcn_cpu_isa.h,
+#              DCN_CPU_ISA).  Set DCN_MARCH=native for a build that only runs on the
+#              build machine.  CXXFLAGS_EXTRA=-DDCN_NO_SIMD_KERNELS builds the
+#              portable code only.
 #   NVCC       CUDA compiler (default: nvcc on PATH).  When found and DCN_WITH_CUDA
 #              is not 0, operator_cxx/cuda/build_cuda.sh also builds
 #              lib/dcn/ops/libdcn_cuda_kernels.so (C entry points, no MXNet) and this
@@ -51,9 +55,9 @@ case "$(uname -m)" in
   *) [ -n "${DCN_MARCH:-}" ] && MARCH_FLAGS=(-march="$DCN_MARCH") ;;
 esac
 
-CXXFLAGS=(-std=c++17 -O3 -fPIC -fopenmp "${MARCH_FLAGS[@]}" -fno-math-errno
+CXXFLAGS=(-std=c++17 -O3 -fPIC -fopenmp "${MARCH_FLAGS[@]}" -fno-math-errno -Wno-psabi
           -Wall -Wno-unused-variable -Wno-unused-parameter -Wno-sign-compare
-          -I"$HERE" -I"$MX_DIR/include")
+          -I"$HERE" -I"$MX_DIR/include" ${CXXFLAGS_EXTRA:-})
 LDFLAGS=(-shared -fopenmp "$BLAS" -Wl,-rpath,"$MX_DIR" -Wl,--no-undefined -Wl,-z,defs)
 
 BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/dcn_ops_build.XXXXXX")"
@@ -69,7 +73,7 @@ EXTRA_DEFS=()
 
 # Sources (operator_cxx/README.md): per operator its arguments/shapes, CPU glue and GPU
 # glue; the registration is compiled once per library (GPU functions with DCN_WITH_CUDA).
-CPU_SOURCES=(dcn_attrs.cc dcn_ext.cc dcn_conv.cc dcn_conv_cpu.cc dcn_pool.cc dcn_pool_cpu.cc dcn_fpn.cc dcn_fpn_cpu.cc)
+CPU_SOURCES=(dcn_attrs.cc dcn_ext.cc dcn_cpu_isa.cc dcn_conv.cc dcn_conv_cpu.cc dcn_pool.cc dcn_pool_cpu.cc dcn_fpn.cc dcn_fpn_cpu.cc)
 GPU_SOURCES=(dcn_gpu.cc dcn_conv_gpu.cc dcn_pool_gpu.cc dcn_fpn_gpu.cc)
 REGISTRATION_SOURCE=dcn_register.cc
 

@@ -1,18 +1,23 @@
 /*
- * dcn_cpu_kernels.h - CPU implementations (OpenMP + BLAS) of the deformable
- * convolution and position-sensitive RoI pooling operators.
+ * dcn_cpu_kernels.h - CPU implementations (OpenMP + BLAS / dcn_gemm.h) of the
+ * deformable convolution and position-sensitive RoI pooling operators.
  *
  * Deformable convolution works image by image:
  *   1. a sampling plan (4 corner indices + 4 weights, mask folded in) is built
  *      once per (deformable group, kernel tap, output pixel); it is shared by
  *      all channels of the deformable group;
- *   2. the column matrix (C*kh*kw, Ho*Wo) is filled from the plan (OpenMP over
- *      rows);
- *   3. one GEMM per convolution group through the BLAS MXNet ships.
- * The backward pass reuses the same column buffer for the column gradient,
+ *   2. generic ISA (and float64): the column matrix (C*kh*kw, Ho*Wo) is filled
+ *      from the plan (OpenMP over rows) and multiplied by one GEMM per
+ *      convolution group through the BLAS MXNet ships;
+ *      avx2 / avx512 (float32): the input is copied channels-last (per block of
+ *      channels) and the GEMM of dcn_gemm.h samples its column panels from the
+ *      plan while packing them (vectors of 8 / 16 channels per corner, transposed
+ *      in registers), so the column matrix is never stored;
+ * The backward pass reuses the column buffer for the column gradient,
  * scatters it into the data gradient (OpenMP over channels: race free),
  * reduces offset / mask gradients per (deformable group, tap) (race free), then
- * re-fills the columns for the weight gradient GEMM.
+ * multiplies the columns (stored, or sampled into the GEMM's panels) for the
+ * weight gradient.  The ISA is chosen at run time (dcn_cpu_isa.h).
  */
 #ifndef DCN_CPU_KERNELS_H_
 #define DCN_CPU_KERNELS_H_
@@ -27,7 +32,8 @@
 #endif
 
 #include "dcn_sampling.h"
-#include "dcn_gemm_avx512.h"
+#include "dcn_cpu_isa.h"
+#include "dcn_gemm.h"
 
 extern "C" {
 // Prototypes of the CBLAS entry points exported by the OpenBLAS MXNet ships.
@@ -45,9 +51,12 @@ enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
 
 inline void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, int lda,
                  const float* b, int ldb, float beta, float* c, int ldc) {
-#ifdef DCN_HAVE_AVX512_GEMM
-  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && avx512::available()) {
-    avx512::sgemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+#ifdef DCN_HAVE_X86_KERNELS
+  const int isa = isa_current();
+  if (alpha == 1.f && (beta == 0.f || beta == 1.f) && isa != kIsaGeneric) {
+    simd::with_kernel(isa, [&](auto kern) {
+      simd::sgemm<decltype(kern)>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    });
     return;
   }
 #endif
@@ -91,7 +100,7 @@ void build_plan(const ConvGeom& g, int n, const T* offset, const T* mask, int* p
   const int64_t tasks = g.dgroups * taps;
   const T* off_n = offset + static_cast<int64_t>(n) * g.dgroups * 2 * taps * L;
   const T* mask_n = mask ? mask + static_cast<int64_t>(n) * g.dgroups * taps * L : nullptr;
-#pragma omp parallel for schedule(static) if (tasks * L > (1 << 18))
+#pragma omp parallel for schedule(static) if (tasks * L > (1 << 14))
   for (int64_t task = 0; task < tasks; ++task) {
     const int dg = static_cast<int>(task / taps);
     const int t = static_cast<int>(task % taps);
@@ -271,17 +280,23 @@ void col2coord(const ConvGeom& g, int n, const T* col, const T* data, const T* o
   }
 }
 
-/*! \brief workspace bytes of deformable convolution (column buffer + plan) */
+/*!
+ * \brief workspace bytes of deformable convolution: plan + column buffer
+ * (need_col), else (the forward pass of the SIMD paths) plan + a channels-last
+ * copy of one input image
+ */
 inline int64_t conv_workspace_bytes(const ConvGeom& g, int elem_size, bool need_col = true) {
-  const int64_t col = need_col ? g.col_rows() * g.L() * elem_size : 0;
+  const int64_t col = need_col ? g.col_rows() * g.L() * elem_size
+                               : static_cast<int64_t>(g.C) * g.H * g.W * elem_size;
   const int64_t plan = g.plan_entries() * 4 * (static_cast<int64_t>(sizeof(int)) + elem_size);
   return col + plan + 256;
 }
 
-/*! \brief carve the workspace into (col, plan idx, plan wt), 64-byte aligned */
+/*! \brief carve the workspace into (col, plan idx, plan wt[, channels-last image]), 64-byte
+ *  aligned */
 template <typename T>
 void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** pwt,
-                          bool need_col = true) {
+                          bool need_col = true, T** hwc = nullptr) {
   uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
   *col = need_col ? reinterpret_cast<T*>(p) : nullptr;
   if (need_col) p += g.col_rows() * g.L() * sizeof(T);
@@ -290,22 +305,282 @@ void conv_workspace_split(const ConvGeom& g, void* ws, T** col, int** pidx, T** 
   p += g.plan_entries() * 4 * sizeof(T);
   p = (p + 63) & ~static_cast<uintptr_t>(63);
   *pidx = reinterpret_cast<int*>(p);
+  p += g.plan_entries() * 4 * sizeof(int);
+  p = (p + 63) & ~static_cast<uintptr_t>(63);
+  if (hwc) *hwc = need_col ? nullptr : reinterpret_cast<T*>(p);
 }
 
 /*!
- * \brief true when the float32 path multiplies through the AVX-512 GEMM with
- * column panels sampled on the fly (no column buffer in the forward pass).
+ * \brief true when the float32 path multiplies through the GEMM of dcn_gemm.h with
+ * column panels sampled on the fly (the avx2 / avx512 ISAs: no column buffer in the
+ * forward pass, a blocked channels-last copy of the image instead).
  */
 template <typename T>
 inline bool fused_columns() {
-#ifdef DCN_HAVE_AVX512_GEMM
-  return std::is_same<T, float>::value && avx512::available();
+#ifdef DCN_HAVE_X86_KERNELS
+  return std::is_same<T, float>::value && isa_current() != kIsaGeneric;
 #else
   return false;
 #endif
 }
 
-#ifdef DCN_HAVE_AVX512_GEMM
+#ifdef DCN_HAVE_X86_KERNELS
+namespace simd {
+
+/*! \brief xt[p * C + c] = x[c * HW + p] for the positions [p0, p1), all C channels */
+DCN_INLINE void to_channels_last_body(const float* x, int64_t HW, int C, int64_t p0, int64_t p1,
+                                      float* xt) {
+  int c = 0;
+  for (; c + 8 <= C; c += 8) {
+    int64_t p = p0;
+    for (; p + 8 <= p1; p += 8) {
+      V8 r[8];
+      for (int l = 0; l < 8; ++l) r[l] = load<V8>(x + (c + l) * HW + p);
+      transpose8(r);  // r[q]: channels c..c+7 at position p + q
+      for (int q = 0; q < 8; ++q) store(xt + (p + q) * C + c, r[q]);
+    }
+    for (; p < p1; ++p)
+      for (int l = 0; l < 8; ++l) xt[p * C + c + l] = x[(c + l) * HW + p];
+  }
+  for (; c < C; ++c)
+    for (int64_t p = p0; p < p1; ++p) xt[p * C + c] = x[c * HW + p];
+}
+
+/*!
+ * \brief row order of the forward GEMM's column matrix on the SIMD paths: blocks of cb
+ * channels of the group, tap-major inside a block: row (b * taps + t) * cb + c - b * cb
+ * samples channel c (of block b, relative to the group) at tap t (the last block may be
+ * smaller).  Consecutive k blocks of the GEMM thus sample the same channels at
+ * neighbouring taps, i.e. mostly the same input values, while they are in cache.
+ */
+struct BlockedTapOrder {
+  int cg, taps, cb;  // channels of the group, kernel taps, channels per block
+  /*! \brief tap t and channel c of row r; *run: rows from r on with that tap (consecutive
+   *  channels); *first, *size: the first channel and the size of c's block */
+  inline void locate(int r, int* t, int* c, int* run, int* first = nullptr,
+                     int* size = nullptr) const {
+    const int full = cg / cb, per = taps * cb;
+    int b = r / per, sz = cb;
+    if (b >= full) {
+      b = full;
+      sz = cg - full * cb;
+    }
+    const int rem = r - b * per;
+    *t = rem / sz;
+    const int cw = rem - *t * sz;
+    *c = b * cb + cw;
+    *run = sz - cw;
+    if (first) *first = b * cb;
+    if (size) *size = sz;
+  }
+};
+
+/*!
+ * \brief columns of one convolution group, sampled from the image in blocked
+ * channels-last layout: the channels of each block of BlockedTapOrder (per group) are
+ * stored as a (H*W, block size) matrix at the place of the block's channels in (C, H*W)
+ * (see to_blocked_channels_last), so what a k block reads is contiguous.
+ */
+struct HwcColumns {
+  const float* xt;    // the image, blocked channels-last
+  const int* pidx;    // plan: (deformable group, tap, position) x 4 corner indices
+  const float* pwt;   // plan: the 4 corner weights
+  int64_t L, taps;
+  int64_t HW;         // input positions
+  int cpg;            // channels per deformable group
+  int c0;             // first channel of the group
+  BlockedTapOrder order;
+};
+
+/*!
+ * \brief one NR-column panel of the group's column matrix (rows in BlockedTapOrder):
+ * rows [k0, k0 + kc), positions [j, j + w) into dst[(r - k0) * NR + q] (columns
+ * w..NR-1 zeroed).  Rows are taken in runs of channels that share a tap and a
+ * deformable group, hence a plan record.  For a block of 8 positions, each position loads its record once and reads its 4 corners
+ * as vectors of 8 (AVX2) or 16 (AVX-512) channels along the run (into a small
+ * position-major staging buffer); 8 x 8 blocks of it are then transposed in registers
+ * into 8 panel rows.
+ */
+template <int NR, typename VS>  // VS: vector type of the sampling (V8 or V16)
+DCN_INLINE void hwc_panel_body(const HwcColumns& s, int k0, int kc, int j, int w, float* dst) {
+  constexpr int WS = Lanes<VS>::value;
+  constexpr int kRun = 128;  // channels per staging pass
+  float stage[8 * kRun];
+  const int r1 = k0 + kc;
+  for (int r = k0; r < r1;) {
+    int t, c, run, first, size;
+    s.order.locate(r, &t, &c, &run, &first, &size);
+    const float* blk = s.xt + (s.c0 + first) * s.HW + (c - first);  // channel c at pixel 0
+    const int64_t C = size;                                         // pixel stride
+    c += s.c0;
+    const int dg = c / s.cpg;
+    run = std::min(std::min(std::min(run, r1 - r), (dg + 1) * s.cpg - c), kRun);
+    const int nv = run / 8;
+    const int64_t rec = ((dg * s.taps + t) * s.L + j) * 4;
+    const int* idx = s.pidx + rec;
+    const float* wt = s.pwt + rec;
+    float* d = dst + static_cast<int64_t>(r - k0) * NR;
+    for (int q0 = 0; q0 < NR; q0 += 8) {
+      const int nq = std::max(0, std::min(8, w - q0));
+      for (int q = 0; q < 8; ++q) {
+        float* sq = stage + q * kRun;
+        if (q >= nq) {
+          for (int cc = 0; cc < run; ++cc) sq[cc] = 0.f;
+          continue;
+        }
+        const int* ip = idx + 4 * (q0 + q);
+        const float* wp = wt + 4 * (q0 + q);
+        const float* b0 = blk + ip[0] * C;
+        const float* b1 = blk + ip[1] * C;
+        const float* b2 = blk + ip[2] * C;
+        const float* b3 = blk + ip[3] * C;
+        const float w0 = wp[0], w1 = wp[1], w2 = wp[2], w3 = wp[3];
+        int cc = 0;
+        for (; cc + WS <= run; cc += WS)
+          store(sq + cc, w0 * load<VS>(b0 + cc) + w1 * load<VS>(b1 + cc) +
+                             w2 * load<VS>(b2 + cc) + w3 * load<VS>(b3 + cc));
+        for (; cc + 8 <= run; cc += 8)
+          store(sq + cc, w0 * load<V8>(b0 + cc) + w1 * load<V8>(b1 + cc) +
+                             w2 * load<V8>(b2 + cc) + w3 * load<V8>(b3 + cc));
+        for (; cc < run; ++cc)
+          sq[cc] = w0 * b0[cc] + w1 * b1[cc] + w2 * b2[cc] + w3 * b3[cc];
+      }
+      for (int v = 0; v < nv; ++v) {
+        V8 x[8];
+        for (int q = 0; q < 8; ++q) x[q] = load<V8>(stage + q * kRun + 8 * v);
+        transpose8(x);
+        for (int l = 0; l < 8; ++l) store(d + (8 * v + l) * NR + q0, x[l]);
+      }
+      for (int cc = 8 * nv; cc < run; ++cc)
+        for (int q = 0; q < 8; ++q) d[cc * NR + q0 + q] = stage[q * kRun + cc];
+    }
+    r += run;
+  }
+}
+
+inline DCN_TARGET_AVX2 void to_channels_last_avx2(const float* x, int64_t HW, int C, int64_t p0,
+                                                  int64_t p1, float* xt) {
+  to_channels_last_body(x, HW, C, p0, p1, xt);
+}
+inline DCN_TARGET_AVX512 void to_channels_last_avx512(const float* x, int64_t HW, int C,
+                                                      int64_t p0, int64_t p1, float* xt) {
+  to_channels_last_body(x, HW, C, p0, p1, xt);
+}
+inline DCN_TARGET_AVX2 void hwc_panel_avx2(const HwcColumns& s, int k0, int kc, int j, int w,
+                                           float* dst) {
+  hwc_panel_body<KernAvx2::NR, V8>(s, k0, kc, j, w, dst);
+}
+inline DCN_TARGET_AVX512 void hwc_panel_avx512(const HwcColumns& s, int k0, int kc, int j, int w,
+                                               float* dst) {
+  hwc_panel_body<KernAvx512::NR, V16>(s, k0, kc, j, w, dst);
+}
+
+/*!
+ * \brief one image (C, H*W) -> blocked channels-last (see HwcColumns): per convolution
+ * group of cg channels, blocks of cb channels (the last one smaller), each transposed in
+ * place of its channels into (H*W, block size).  OpenMP over blocks x position ranges.
+ */
+inline void to_blocked_channels_last(int isa, const float* x, int64_t HW, int C, int cg, int cb,
+                                     float* xt) {
+  constexpr int64_t kBlock = 64;
+  const int groups = C / cg, full = cg / cb, nb = full + (cg % cb ? 1 : 0);
+  const int64_t pblocks = (HW + kBlock - 1) / kBlock, jobs = groups * nb * pblocks;
+#pragma omp parallel for schedule(static) if (HW * C > 65536)
+  for (int64_t job = 0; job < jobs; ++job) {
+    const int gb = static_cast<int>(job / pblocks), gr = gb / nb, b = gb % nb;
+    const int64_t first = static_cast<int64_t>(gr) * cg + static_cast<int64_t>(b) * cb;
+    const int size = b < full ? cb : cg - full * cb;
+    const int64_t p0 = job % pblocks * kBlock, p1 = std::min(HW, p0 + kBlock);
+    if (isa == kIsaAvx512)
+      to_channels_last_avx512(x + first * HW, HW, size, p0, p1, xt + first * HW);
+    else
+      to_channels_last_avx2(x + first * HW, HW, size, p0, p1, xt + first * HW);
+  }
+}
+
+/*! \brief B panels of the forward GEMM (see hwc_panel_body) */
+template <class K>
+struct HwcPanel {
+  HwcColumns s;
+  void operator()(int k0, int kc, int j, int w, float* dst) const {
+    if constexpr (K::kIsa == kIsaAvx512)
+      hwc_panel_avx512(s, k0, kc, j, w, dst);
+    else
+      hwc_panel_avx2(s, k0, kc, j, w, dst);
+  }
+};
+
+/*!
+ * \brief one MR-row panel of a group's weights (rows [i, i + h) of M x cg * taps, stored
+ * channel-major: column c * taps + t) in the column order of HwcPanel (BlockedTapOrder).
+ * The rows are read in order, 8 rows x 8 columns at a time, transposed in registers into
+ * 8 column vectors of the panel.  Rows h..MR-1 receive copies of row h - 1 (their
+ * products are never stored).
+ */
+template <int MR>
+DCN_INLINE void blocked_tap_pack_body(const float* w, int K, const BlockedTapOrder& o, int i,
+                                      int h, const PanelDst<MR>& pd) {
+  const int taps = o.taps, full = o.cg / o.cb, per = taps * o.cb;
+  for (int r0 = 0; r0 < MR; r0 += 8) {
+    const float* rows[8];
+    for (int l = 0; l < 8; ++l) rows[l] = w + static_cast<int64_t>(i + std::min(r0 + l, h - 1)) * K;
+    const int nr = std::min(8, MR - r0);
+    // destination of source column s = c * taps + t, walked incrementally
+    int c = 0, t = 0, b = 0, cw = 0, size = full > 0 ? o.cb : o.cg;
+    auto dest = [&]() { return b * per + t * size + cw; };
+    auto next = [&]() {
+      if (++t < taps) return;
+      t = 0;
+      ++c;
+      if (++cw == size) {
+        ++b;
+        cw = 0;
+        size = b < full ? o.cb : o.cg - full * o.cb;
+      }
+    };
+    int s = 0;
+    for (; s + 8 <= K; s += 8) {
+      V8 x[8];
+      for (int l = 0; l < 8; ++l) x[l] = load<V8>(rows[l] + s);
+      transpose8(x);  // x[q]: the 8 rows at column s + q
+      for (int q = 0; q < 8; ++q) {
+        memcpy(pd.at(dest()) + r0, &x[q], nr * sizeof(float));
+        next();
+      }
+    }
+    for (; s < K; ++s) {
+      float* d = pd.at(dest()) + r0;
+      for (int l = 0; l < nr; ++l) d[l] = rows[l][s];
+      next();
+    }
+  }
+}
+
+inline DCN_TARGET_AVX2 void blocked_tap_pack_avx2(const float* w, int K, const BlockedTapOrder& o,
+                                                  int i, int h,
+                                                  const PanelDst<KernAvx2::MR>& pd) {
+  blocked_tap_pack_body<KernAvx2::MR>(w, K, o, i, h, pd);
+}
+inline DCN_TARGET_AVX512 void blocked_tap_pack_avx512(const float* w, int K,
+                                                      const BlockedTapOrder& o, int i, int h,
+                                                      const PanelDst<KernAvx512::MR>& pd) {
+  blocked_tap_pack_body<KernAvx512::MR>(w, K, o, i, h, pd);
+}
+
+/*! \brief A panels of the forward GEMM: a group's weights in BlockedTapOrder */
+template <class Kn>
+struct BlockedTapWeights {
+  const float* w;
+  int K;
+  BlockedTapOrder order;
+  void operator()(int i, int h, const PanelDst<Kn::MR>& pd) const {
+    if constexpr (Kn::kIsa == kIsaAvx512)
+      blocked_tap_pack_avx512(w, K, order, i, h, pd);
+    else
+      blocked_tap_pack_avx2(w, K, order, i, h, pd);
+  }
+};
+
 /*! \brief column-matrix samples of image n, read through the sampling plan */
 struct ColumnSampler {
   const float* data_n;
@@ -313,72 +588,6 @@ struct ColumnSampler {
   const float* pwt;
   int64_t plane, L, taps;
   int cpg;
-  inline void row(int64_t r, const int** idx, const float** wt, const float** src) const {
-    const int c = static_cast<int>(r / taps);
-    const int64_t t = r % taps;
-    const int64_t task = (c / cpg) * taps + t;
-    *idx = pidx + task * L * 4;
-    *wt = pwt + task * L * 4;
-    *src = data_n + c * plane;
-  }
-};
-
-/*!
- * \brief op(B) = column rows [row0, row0 + K) x positions (forward GEMM).
- * Column row c * taps + t samples channel c at tap t; channels of one
- * deformable group share the plan of tap t, so the rows of a k block are
- * walked tap by tap and four channels at a time: each plan record (4 indices,
- * 4 weights) is loaded once for four output rows.
- */
-struct ColumnPanel {
-  ColumnSampler s;
-  int64_t row0;
-  void operator()(int k0, int kc, int j, int w, float* dst) const {
-    constexpr int NR = avx512::NR;
-    const int64_t R0 = row0 + k0, R1 = R0 + kc, taps = s.taps;
-    for (int64_t t = 0; t < taps; ++t) {
-      // channels c with R0 <= c * taps + t < R1
-      int64_t c = R0 <= t ? 0 : (R0 - t + taps - 1) / taps;
-      const int64_t c_end = R1 <= t ? 0 : (R1 - t + taps - 1) / taps;
-      while (c < c_end) {
-        const int64_t dg = c / s.cpg;
-        const int64_t run_end = std::min<int64_t>(c_end, (dg + 1) * s.cpg);
-        const int64_t task = dg * taps + t;
-        const int* idx = s.pidx + task * s.L * 4 + 4 * static_cast<int64_t>(j);
-        const float* wt = s.pwt + task * s.L * 4 + 4 * static_cast<int64_t>(j);
-        for (; c + 4 <= run_end; c += 4) {
-          const float* s0 = s.data_n + c * s.plane;
-          const float* s1 = s0 + s.plane;
-          const float* s2 = s1 + s.plane;
-          const float* s3 = s2 + s.plane;
-          float* d0 = dst + (c * taps + t - R0) * NR;
-          float* d1 = d0 + taps * NR;
-          float* d2 = d1 + taps * NR;
-          float* d3 = d2 + taps * NR;
-          for (int q = 0; q < w; ++q) {
-            const int i0 = idx[4 * q], i1 = idx[4 * q + 1], i2 = idx[4 * q + 2], i3 = idx[4 * q + 3];
-            const float w0 = wt[4 * q], w1 = wt[4 * q + 1], w2 = wt[4 * q + 2], w3 = wt[4 * q + 3];
-            d0[q] = w0 * s0[i0] + w1 * s0[i1] + w2 * s0[i2] + w3 * s0[i3];
-            d1[q] = w0 * s1[i0] + w1 * s1[i1] + w2 * s1[i2] + w3 * s1[i3];
-            d2[q] = w0 * s2[i0] + w1 * s2[i1] + w2 * s2[i2] + w3 * s2[i3];
-            d3[q] = w0 * s3[i0] + w1 * s3[i1] + w2 * s3[i2] + w3 * s3[i3];
-          }
-        }
-        for (; c < run_end; ++c) {
-          const float* s0 = s.data_n + c * s.plane;
-          float* d0 = dst + (c * taps + t - R0) * NR;
-          for (int q = 0; q < w; ++q) {
-            const int* ip = idx + 4 * q;
-            const float* wp = wt + 4 * q;
-            d0[q] = wp[0] * s0[ip[0]] + wp[1] * s0[ip[1]] + wp[2] * s0[ip[2]] + wp[3] * s0[ip[3]];
-          }
-        }
-      }
-    }
-    if (w < NR)
-      for (int k = 0; k < kc; ++k)
-        for (int q = w; q < NR; ++q) dst[k * NR + q] = 0.f;
-  }
 };
 
 /*!
@@ -387,11 +596,11 @@ struct ColumnPanel {
  * c + 3 taps are four channels at the same tap and share the plan record when
  * they belong to one deformable group, so they are sampled together.
  */
+template <int NR>
 struct ColumnTPanel {
   ColumnSampler s;
   int64_t row0;
   void operator()(int l0, int lc, int j, int w, float* dst) const {
-    constexpr int NR = avx512::NR;
     const int64_t taps = s.taps;
     for (int c = w; c < NR; ++c)
       for (int l = 0; l < lc; ++l) dst[l * NR + c] = 0.f;
@@ -451,30 +660,42 @@ inline ColumnSampler column_sampler(const ConvGeom& g, int n, const float* data,
   s.cpg = g.C / g.dgroups;
   return s;
 }
+
+}  // namespace simd
 #endif
 
 template <typename T>
 void conv_forward(const ConvGeom& g, const T* data, const T* offset, const T* mask,
                   const T* weight, const T* bias, T* out, void* ws) {
   const bool fused = fused_columns<T>();
-  T* col; int* pidx; T* pwt;
-  conv_workspace_split(g, ws, &col, &pidx, &pwt, !fused);
+  T* col; int* pidx; T* pwt; T* hwc;
+  conv_workspace_split(g, ws, &col, &pidx, &pwt, !fused, &hwc);
   const int64_t L = g.L();
   const int M = g.F / g.groups;
   const int K = static_cast<int>(g.col_rows() / g.groups);
   for (int n = 0; n < g.N; ++n) {
     build_plan(g, n, offset, mask, pidx, pwt);
-#ifdef DCN_HAVE_AVX512_GEMM
+#ifdef DCN_HAVE_X86_KERNELS
     if constexpr (std::is_same<T, float>::value) {
       if (fused) {
-        const ColumnSampler smp = column_sampler(g, n, data, pidx, pwt);
-        for (int gr = 0; gr < g.groups; ++gr) {
-          avx512::sgemm_gen(false, M, static_cast<int>(L), K,
-                            weight + static_cast<int64_t>(gr) * M * K, K,
-                            ColumnPanel{smp, static_cast<int64_t>(gr) * K}, 0.f,
-                            out + (static_cast<int64_t>(n) * g.F + gr * M) * L,
-                            static_cast<int>(L));
-        }
+        const int isa = isa_current();
+        const int64_t plane = static_cast<int64_t>(g.H) * g.W;
+        const int cg = g.C / g.groups, taps = static_cast<int>(g.taps());
+        const simd::BlockedTapOrder order{cg, taps, std::min(cg, 128)};
+        simd::to_blocked_channels_last(isa, data + static_cast<int64_t>(n) * g.C * plane, plane,
+                                       g.C, cg, order.cb, hwc);
+        simd::HwcColumns s{hwc, pidx, pwt, L, taps, plane, g.C / g.dgroups, 0, order};
+        simd::with_kernel(isa, [&](auto kern) {
+          using Kn = decltype(kern);
+          for (int gr = 0; gr < g.groups; ++gr) {
+            s.c0 = gr * cg;
+            simd::sgemm_gen<Kn>(
+                M, static_cast<int>(L), K,
+                simd::BlockedTapWeights<Kn>{weight + static_cast<int64_t>(gr) * M * K, K, order},
+                simd::HwcPanel<Kn>{s}, 0.f, out + (static_cast<int64_t>(n) * g.F + gr * M) * L,
+                static_cast<int>(L));
+          }
+        });
       }
     }
 #endif
@@ -523,16 +744,20 @@ void conv_backward(const ConvGeom& g, const T* grad_out, const T* data, const T*
       build_plan(g, n, offset, mask, pidx, pwt);
     }
     bool weight_done = false;
-#ifdef DCN_HAVE_AVX512_GEMM
+#ifdef DCN_HAVE_X86_KERNELS
     if constexpr (std::is_same<T, float>::value) {
       if (grad_weight && fused_columns<T>()) {
-        const ColumnSampler smp = column_sampler(g, n, data, pidx, pwt);
-        for (int gr = 0; gr < g.groups; ++gr) {
-          avx512::sgemm_gen(false, M, K, static_cast<int>(L),
-                            go_n + static_cast<int64_t>(gr) * M * L, static_cast<int>(L),
-                            ColumnTPanel{smp, static_cast<int64_t>(gr) * K}, n == 0 ? 0.f : 1.f,
-                            grad_weight + static_cast<int64_t>(gr) * M * K, K);
-        }
+        const simd::ColumnSampler smp = simd::column_sampler(g, n, data, pidx, pwt);
+        simd::with_kernel(isa_current(), [&](auto kern) {
+          using Kn = decltype(kern);
+          for (int gr = 0; gr < g.groups; ++gr) {
+            simd::sgemm_gen<Kn>(M, K, static_cast<int>(L),
+                                simd::MatrixA<Kn>{false, go_n + static_cast<int64_t>(gr) * M * L,
+                                                      static_cast<int>(L)},
+                                simd::ColumnTPanel<Kn::NR>{smp, static_cast<int64_t>(gr) * K},
+                                n == 0 ? 0.f : 1.f, grad_weight + static_cast<int64_t>(gr) * M * K, K);
+          }
+        });
         weight_done = true;
       }
     }
@@ -1001,9 +1226,14 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
 /*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len] */
 inline void weighted_row_sum(int len, int n, const float* const* rows, const float* w,
                              float* dst) {
-#ifdef DCN_HAVE_AVX512_GEMM
-  if (avx512::available()) {
-    avx512::weighted_row_sum(len, n, rows, w, dst);
+#ifdef DCN_HAVE_X86_KERNELS
+  const int isa = isa_current();
+  if (isa == kIsaAvx512) {
+    simd::KernAvx512::weighted_row_sum(len, n, rows, w, dst);
+    return;
+  }
+  if (isa == kIsaAvx2) {
+    simd::KernAvx2::weighted_row_sum(len, n, rows, w, dst);
     return;
   }
 #endif
@@ -1034,50 +1264,77 @@ inline void weighted_row_sum(int len, int n, const double* const* rows, const do
 template <typename T>
 int64_t conv1x1_dpsroi_workspace_bytes(const PoolGeom& g) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
-  return 64 * 6 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
-         static_cast<int64_t>(sizeof(T)) *
-             (static_cast<int64_t>(g.N) * hw * g.C + static_cast<int64_t>(g.R) * g.C +
-              static_cast<int64_t>(g.R) * g.output_dim) +
-         static_cast<int64_t>(sizeof(int)) * g.R;
+  const int64_t threads = std::max(1, num_threads());
+  const int64_t PP = static_cast<int64_t>(g.pooled) * g.pooled;
+  return 64 * 4 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R +
+         static_cast<int64_t>(sizeof(T)) * g.N * hw * g.C +
+         static_cast<int64_t>(sizeof(T)) * PP * g.output_dim * g.R +
+         static_cast<int64_t>(sizeof(int)) * PP * g.R +
+         threads * (128 + static_cast<int64_t>(sizeof(T)) * g.R * g.C);
 }
 
+/*! \brief see conv1x1_dpsroi_workspace_bytes; the OpenMP team size must be the same */
 template <typename T>
 void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* weight,
                             const T* bias, T* out, void* ws) {
   const int64_t hw = static_cast<int64_t>(g.H) * g.W;
   const int C = g.C, R = g.R, P = g.pooled, PP = P * P, D = g.output_dim, G = g.group;
+  const int threads = std::max(1, num_threads());
   uintptr_t p = align64(reinterpret_cast<uintptr_t>(ws));
   DPSWorkspace<T> w = {};
   w.info = reinterpret_cast<RoIInfo<T>*>(p);
   p = align64(p + sizeof(RoIInfo<T>) * R);
   T* xt = reinterpret_cast<T*>(p);  // (N, H*W, C)
   p = align64(p + sizeof(T) * g.N * hw * C);
-  T* feat = reinterpret_cast<T*>(p);  // (R, C): pooled input of one bin
-  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * C);
-  T* res = reinterpret_cast<T*>(p);  // (R, D): F W_bin^T
-  p = align64(p + sizeof(T) * static_cast<int64_t>(R) * D);
-  int* cnt = reinterpret_cast<int*>(p);
+  T* res = reinterpret_cast<T*>(p);  // (PP, D, R): W_bin F^T of every bin
+  p = align64(p + sizeof(T) * static_cast<int64_t>(PP) * D * R);
+  int* cnt = reinterpret_cast<int*>(p);  // (PP, R): samples in the map
+  p = align64(p + sizeof(int) * static_cast<int64_t>(PP) * R);
+  const uintptr_t feats = p;  // per thread: (R, C), the pooled input of one bin
   dpsroi_prepare(g, rois, static_cast<const T*>(nullptr), &w);
-  // (N, C, HW) -> (N, HW, C), in blocks of 32 x 32
-  const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
+  // (N, C, HW) -> (N, HW, C)
+  bool copied = false;
+#ifdef DCN_HAVE_X86_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    const int isa = isa_current();
+    if (isa != kIsaGeneric) {
+      for (int n = 0; n < g.N; ++n)
+        simd::to_blocked_channels_last(isa, data + n * hw * C, hw, C, C, C, xt + n * hw * C);
+      copied = true;
+    }
+  }
+#endif
+  if (!copied) {
+    const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
 #pragma omp parallel for schedule(static) if (g.N * hw * C > 65536)
-  for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
-    const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
-    const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
-    for (int64_t c = cb * 32; c < c1; ++c) {
-      const T* src = data + (n * C + c) * hw;
-      for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
+    for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
+      const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
+      const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
+      for (int64_t c = cb * 32; c < c1; ++c) {
+        const T* src = data + (n * C + c) * hw;
+        for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
+      }
     }
   }
   const int maxc = 2 * g.samples;
-  for (int bin = 0; bin < PP; ++bin) {
-    const int ph = bin / P, pw = bin % P;
-#pragma omp parallel if (static_cast<int64_t>(R) * C > 16384)
-    {
-      std::vector<int> cx(maxc), cy(maxc);
-      std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
-      std::vector<const T*> rows(maxc * maxc);
-#pragma omp for schedule(static)
+  // One task per bin (dynamic): the pooled inputs of the bin's RoIs (own buffer), then
+  // one single-threaded GEMM into the bin's slice of res (nested OpenMP regions are
+  // inactive).  A parallel region per bin around a parallel GEMM scales less well.
+#pragma omp parallel num_threads(threads) if (threads > 1 && static_cast<int64_t>(R) * C * D > 65536)
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    T* feat = reinterpret_cast<T*>(feats + tid * align64(64 + sizeof(T) * static_cast<int64_t>(R) * C));
+    std::vector<int> cx(maxc), cy(maxc);
+    std::vector<T> wx(maxc), wy(maxc), cw(maxc * maxc);
+    std::vector<const T*> rows(maxc * maxc);
+#pragma omp for schedule(dynamic, 1)
+    for (int bin = 0; bin < PP; ++bin) {
+      const int ph = bin / P, pw = bin % P;
+      int* cnt_b = cnt + static_cast<int64_t>(bin) * R;
       for (int r = 0; r < R; ++r) {
         const RoIInfo<T>& in = w.info[r];
         const T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
@@ -1086,13 +1343,13 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
         const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
         T* f = feat + static_cast<int64_t>(r) * C;
-        cnt[r] = nx * ny;
-        if (cnt[r] == 0) {
+        cnt_b[r] = nx * ny;
+        if (cnt_b[r] == 0) {
           std::fill(f, f + C, T(0));
           continue;
         }
         // the bin's cells: input vectors (rows of xt) and weights / count
-        const T inv = T(1) / static_cast<T>(cnt[r]);
+        const T inv = T(1) / static_cast<T>(cnt_b[r]);
         const T* base = xt + static_cast<int64_t>(in.batch) * hw * C;
         int n = 0;
         for (int iy = 0; iy < ncy; ++iy) {
@@ -1103,18 +1360,27 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
         }
         weighted_row_sum(C, n, rows.data(), cw.data(), f);
       }
+      const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
+      // res[bin] (D x R) = W_bin (D x C, rows G*G*C apart) F^T
+      gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0),
+           res + static_cast<int64_t>(bin) * D * R, R);
     }
-    const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
-    // res (D x R) = W_bin (D x C, rows G*G*C apart) F^T
-    gemm(false, true, D, R, C, T(1), weight + row0 * C, G * G * C, feat, C, T(0), res, R);
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * D > 65536)
-    for (int r = 0; r < R; ++r) {
-      T* o = out + static_cast<int64_t>(r) * D * PP + bin;
-      for (int ctop = 0; ctop < D; ++ctop)
-        o[static_cast<int64_t>(ctop) * PP] =
-            cnt[r] == 0 ? T(0)
-                        : res[static_cast<int64_t>(ctop) * R + r] +
-                              bias[static_cast<int64_t>(ctop) * G * G + row0];
+    // (PP, D, R) -> out (R, D, PP) with the bias: per output channel, blocks of 64 RoIs
+    // (the 64 output rows of a block stay in cache while every bin is written)
+    const int rblocks = (R + 63) / 64;
+#pragma omp for schedule(static)
+    for (int64_t job = 0; job < static_cast<int64_t>(D) * rblocks; ++job) {
+      const int ctop = static_cast<int>(job / rblocks), r0 = static_cast<int>(job % rblocks) * 64;
+      const int r1 = std::min(R, r0 + 64);
+      for (int bin = 0; bin < PP; ++bin) {
+        const int ph = bin / P, pw = bin % P;
+        const int64_t row0 = static_cast<int64_t>(ps_group_index(ph, P, G)) * G + ps_group_index(pw, P, G);
+        const T b = bias[static_cast<int64_t>(ctop) * G * G + row0];
+        const T* src = res + (static_cast<int64_t>(bin) * D + ctop) * R;
+        const int* cb = cnt + static_cast<int64_t>(bin) * R;
+        for (int r = r0; r < r1; ++r)
+          out[(static_cast<int64_t>(r) * D + ctop) * PP + bin] = cb[r] == 0 ? T(0) : src[r] + b;
+      }
     }
   }
 }

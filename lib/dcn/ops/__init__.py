@@ -15,6 +15,9 @@
 - ``FPNROIPooling`` (``nd`` and ``sym``; the original FPN's ``fpn_roi_pooling``): each RoI
   pooled from its feature-pyramid level (``data_p2`` ...), plain (ROIPooling) or deformable
   (per-level offset FC ``offset_p2_weight`` / ``offset_p2_bias`` ...), CPU and GPU.
+- ``cpu_isa()``, ``available_cpu_isas()``, ``set_cpu_isa(name)``, ``using_cpu_isa(name)``: the
+  instruction set of the CPU kernels (``generic``, ``avx2``, ``avx512``; default: the best the
+  CPU supports, or the environment variable ``DCN_CPU_ISA``).
 
 Inputs may be float32, float64 or float16 (computed in float32). The operators are
 registered in MXNet as ``dcn_<X>``. If the library is missing or was built
@@ -33,9 +36,11 @@ from ._library import (OperatorLibraryError, load_library, is_loaded, LIB_PATH, 
                        EXTRA_OP_NAMES, OP_PREFIX)
 from . import nd
 from . import sym
+from .cpu_isa import cpu_isa, available_cpu_isas, set_cpu_isa, using_cpu_isa
 
 __all__ = ['nd', 'sym', 'sym_ops', 'load_library', 'is_loaded', 'OperatorLibraryError',
-           'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX']
+           'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX', 'cpu_isa',
+           'available_cpu_isas', 'set_cpu_isa', 'using_cpu_isa']
 
 try:
     load_library()

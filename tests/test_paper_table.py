@@ -43,6 +43,23 @@ def test_plain_and_deformable_share_one_schedule(detector):
     assert plain['symbol'] != dcn['symbol'] and dcn['symbol'].endswith('_dcn')
 
 
+# the other families' Shapes pairs, whose plain / deformable figures the README compares
+OTHER_PAIRS = [('fpn', 'shapes_fpn.yaml', 'shapes_fpn_dcn.yaml'),
+               ('deeplab', 'shapes_deeplab.yaml', 'shapes_deeplab_dcn.yaml')]
+
+
+@pytest.mark.parametrize('family,plain,dcn', OTHER_PAIRS)
+def test_other_families_share_one_schedule(family, plain, dcn):
+    import importlib
+    sys.path.insert(0, ROOT)
+    load = getattr(importlib.import_module(family), 'load_config', load_config)
+    cfgs = [_flat(load(os.path.join(ROOT, 'experiments', family, 'cfgs', n))) for n in (plain, dcn)]
+    assert set(cfgs[0]) == set(cfgs[1])
+    differ = sorted(k for k in cfgs[0] if cfgs[0][k] != cfgs[1][k])
+    assert set(differ) <= VARIANT_KEYS | {'TRAIN.model_prefix'}, differ
+    assert '_dcn' in cfgs[1]['symbol'] and '_dcn' not in cfgs[0]['symbol']
+
+
 def test_run_config_changes_only_seed_and_output(tmp_path):
     run = paper_table.Run(ROOT, str(tmp_path), 'rfcn', 'deformable', 3)
     paper_table.write_run_config(run)

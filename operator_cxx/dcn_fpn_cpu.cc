@@ -59,6 +59,21 @@ void roi_max_forward(const FPNParam& p, const Maps& m, const std::vector<const T
   }
 }
 
+/*! \brief the level of each of the R RoIs (fpn_rois_levels: an error names a bad row) */
+template <typename T>
+std::vector<int> rois_levels(const FPNParam& p, const Maps& m, const T* rois, int R) {
+  std::vector<int> level(R);
+  fpn_rois_levels(rois, R, m.N, p.levels, level.data());
+  return level;
+}
+
+/*! \brief of[l]: the RoIs on level l, in RoI order */
+std::vector<std::vector<int>> by_level(const FPNParam& p, const int* level, int R) {
+  std::vector<std::vector<int>> of(p.levels);
+  for (int r = 0; r < R; ++r) of[level[r]].push_back(r);
+  return of;
+}
+
 /* one task per (level, channel): the gradient planes of a channel are written by one task */
 template <typename T>
 void roi_max_backward(const FPNParam& p, const Maps& m, const std::vector<const T*>& data,
@@ -67,8 +82,7 @@ void roi_max_backward(const FPNParam& p, const Maps& m, const std::vector<const 
   const int P = p.pooled, PP = P * P, C = m.C;
   for (int l = 0; l < p.levels; ++l)
     std::fill(grad[l], grad[l] + static_cast<int64_t>(m.N) * C * m.H[l] * m.W[l], T(0));
-  std::vector<std::vector<int>> of(p.levels);
-  for (int r = 0; r < R; ++r) of[level[r]].push_back(r);
+  const std::vector<std::vector<int>> of = by_level(p, level, R);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t lc = 0; lc < static_cast<int64_t>(p.levels) * C; ++lc) {
     const int l = static_cast<int>(lc / C), c = static_cast<int>(lc % C);
@@ -173,12 +187,6 @@ void level_backward(const FPNParam& p, const Maps& m, int l, const T* data, cons
   for (int64_t i = 0; i < map; ++i) gdata[i] += gd1[i];
 }
 
-std::vector<std::vector<int>> by_level(const FPNParam& p, const std::vector<int>& level) {
-  std::vector<std::vector<int>> of(p.levels);
-  for (int r = 0; r < static_cast<int>(level.size()); ++r) of[level[r]].push_back(r);
-  return of;
-}
-
 }  // namespace
 
 MXReturnValue fpn_forward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* in,
@@ -192,14 +200,13 @@ MXReturnValue fpn_forward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* i
     dispatch_cpu(k, rois.dtype, [&](auto& io) {
       typedef typename std::decay_t<decltype(io)>::type T;
       const T* r = io.in(rois);
-      std::vector<int> level(R);
-      fpn_rois_levels(r, R, m.N, p.levels, level.data());
+      const std::vector<int> level = rois_levels(p, m, r, R);
       std::vector<const T*> data;
       for (int l = 0; l < p.levels; ++l) data.push_back(io.in((*in)[l]));
       T* o = io.out((*out)[0]);
       if (!p.deformable) return roi_max_forward<T>(p, m, data, r, R, level.data(), o);
       const int64_t K = static_cast<int64_t>(m.C) * p.pooled * p.pooled;
-      const auto of = by_level(p, level);
+      const auto of = by_level(p, level.data(), R);
       for (int l = 0; l < p.levels; ++l) {
         if (of[l].empty()) continue;
         LevelPass<T> s;
@@ -225,8 +232,7 @@ MXReturnValue fpn_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
     dispatch_cpu(k, rois.dtype, [&](auto& io) {
       typedef typename std::decay_t<decltype(io)>::type T;
       const T* r = io.in(rois);
-      std::vector<int> level(R);
-      fpn_rois_levels(r, R, m.N, p.levels, level.data());
+      const std::vector<int> level = rois_levels(p, m, r, R);
       const T* go = io.in((*in)[0]);
       std::vector<const T*> data;
       std::vector<T*> gdata;
@@ -237,7 +243,7 @@ MXReturnValue fpn_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
       T* grois = io.out((*out)[fpn_rois_index(p)]);
       std::fill(grois, grois + (*out)[fpn_rois_index(p)].size(), T(0));  // no RoI gradient
       if (!p.deformable) return roi_max_backward<T>(p, m, data, r, R, level.data(), go, gdata);
-      const auto of = by_level(p, level);
+      const auto of = by_level(p, level.data(), R);
       for (int l = 0; l < p.levels; ++l) {
         MXTensor& wt = (*in)[base + fpn_weight_index(p, l)];
         T* gw = io.out((*out)[fpn_weight_index(p, l)]);

@@ -146,57 +146,46 @@ DCN_INLINE void pack_rows_body(const float* src, int64_t ld, int i, int h, int k
     for (int kk = 0; kk < kc; ++kk) dst[kk * P + r] = 0.f;
 }
 
-/*! \brief AVX2 + FMA kernels: 6 x 16 tiles */
-struct KernAvx2 {
-  static constexpr int kIsa = kIsaAvx2;
-  static constexpr int MR = 6, NR = 16, KC = 256;
-  static constexpr int CHUNK = 32;  // B panels per task (512 columns)
-  static DCN_TARGET_AVX2 void micro(int kc, const float* ap, const float* bp, float* c,
-                                    int64_t ldc, bool accumulate, int h, int w,
-                                    const float* pf = nullptr, int pf_lines = 0) {
-    micro_body<V8, 6, 2>(kc, ap, bp, c, ldc, accumulate, h, w, pf, pf_lines);
+/*!
+ * \brief the kernel set NAME of one ISA (isa code ISA): MR_ x 16 tiles, NV vectors of type V
+ * per tile row, k blocks of 256, 32 B panels (512 columns) per task; every function is
+ * compiled with the ISA's target attribute TARGET (so the *_body templates inline into it).
+ */
+#define DCN_GEMM_KERNELS(NAME, ISA, TARGET, V, MR_, NV)                                      \
+  struct NAME {                                                                             \
+    static constexpr int kIsa = ISA;                                                        \
+    static constexpr int MR = MR_, NR = 16, KC = 256;                                       \
+    static constexpr int CHUNK = 32;                                                        \
+    static TARGET void micro(int kc, const float* ap, const float* bp, float* c, int64_t ldc, \
+                             bool accumulate, int h, int w, const float* pf = nullptr,      \
+                             int pf_lines = 0) {                                            \
+      micro_body<V, MR_, NV>(kc, ap, bp, c, ldc, accumulate, h, w, pf, pf_lines);           \
+    }                                                                                       \
+    static TARGET void weighted_row_sum(int len, int n, const float* const* rows,           \
+                                        const float* w, float* dst) {                       \
+      weighted_row_sum_body<V>(len, n, rows, w, dst);                                       \
+    }                                                                                       \
+    static TARGET void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,     \
+                                    int kc, float* dst) {                                   \
+      pack_rows_body<MR>(src, ld, i, h, k0, kc, dst);                                       \
+    }                                                                                       \
+    static TARGET void pack_rows_nr(const float* src, int64_t ld, int i, int h, int k0,     \
+                                    int kc, float* dst) {                                   \
+      pack_rows_body<NR>(src, ld, i, h, k0, kc, dst);                                       \
+    }                                                                                       \
   }
-  static DCN_TARGET_AVX2 void weighted_row_sum(int len, int n, const float* const* rows,
-                                               const float* w, float* dst) {
-    weighted_row_sum_body<V8>(len, n, rows, w, dst);
-  }
-  static DCN_TARGET_AVX2 void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,
-                                           int kc, float* dst) {
-    pack_rows_body<MR>(src, ld, i, h, k0, kc, dst);
-  }
-  static DCN_TARGET_AVX2 void pack_rows_nr(const float* src, int64_t ld, int i, int h, int k0,
-                                           int kc, float* dst) {
-    pack_rows_body<NR>(src, ld, i, h, k0, kc, dst);
-  }
-};
+
+/*! \brief AVX2 + FMA kernels: 6 x 16 tiles (12 ymm accumulators) */
+DCN_GEMM_KERNELS(KernAvx2, kIsaAvx2, DCN_TARGET_AVX2, V8, 6, 2);
 
 /*!
  * \brief AVX-512 kernels: 12 x 16 tiles (12 zmm accumulators).  On Zen 4 (512-bit
  * operations on 256-bit units) this beat a 12 x 32 tile inside the convolution by 2-5 %
  * (its k x 16 B panel stays in L1 with the A panel; 12 x 32: 32 KiB B panels).
  */
-struct KernAvx512 {
-  static constexpr int kIsa = kIsaAvx512;
-  static constexpr int MR = 12, NR = 16, KC = 256;
-  static constexpr int CHUNK = 32;  // B panels per task (512 columns)
-  static DCN_TARGET_AVX512 void micro(int kc, const float* ap, const float* bp, float* c,
-                                      int64_t ldc, bool accumulate, int h, int w,
-                                      const float* pf = nullptr, int pf_lines = 0) {
-    micro_body<V16, 12, 1>(kc, ap, bp, c, ldc, accumulate, h, w, pf, pf_lines);
-  }
-  static DCN_TARGET_AVX512 void weighted_row_sum(int len, int n, const float* const* rows,
-                                                 const float* w, float* dst) {
-    weighted_row_sum_body<V16>(len, n, rows, w, dst);
-  }
-  static DCN_TARGET_AVX512 void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,
-                                             int kc, float* dst) {
-    pack_rows_body<MR>(src, ld, i, h, k0, kc, dst);
-  }
-  static DCN_TARGET_AVX512 void pack_rows_nr(const float* src, int64_t ld, int i, int h, int k0,
-                                             int kc, float* dst) {
-    pack_rows_body<NR>(src, ld, i, h, k0, kc, dst);
-  }
-};
+DCN_GEMM_KERNELS(KernAvx512, kIsaAvx512, DCN_TARGET_AVX512, V16, 12, 1);
+
+#undef DCN_GEMM_KERNELS
 
 /*! \brief calls f(KernAvx512{}) or f(KernAvx2{}) for a SIMD isa */
 template <typename F>

@@ -57,54 +57,56 @@ mxnet::ext::CustomOp& add_op(Op k) {
   return mxnet::ext::Registry<mxnet::ext::CustomOp>::get()->add(dcn_ext::op_info(k).registered);
 }
 
+/* the GPU functions exist in the CUDA build only (nullptr: not registered) */
+#ifdef DCN_WITH_CUDA
+#define DCN_GPU_FN(f) f
+#else
+#define DCN_GPU_FN(f) nullptr
+#endif
+
+/*! \brief registers operator K: its attribute parser, type and shape inference, CPU forward
+ *  and backward, GPU forward and backward (a nullptr backward / GPU function is left out) */
+template <Op K, ParseFn Parse, TypeFn Type, ShapeFn Shape, ComputeFn FwdCpu, ComputeFn BwdCpu,
+          ComputeFn FwdGpu, ComputeFn BwdGpu>
+mxnet::ext::CustomOp& register_op() {
+  mxnet::ext::CustomOp& op = add_op(K)
+      .setParseAttrs(parse_cb<K, Parse>)
+      .setInferType(type_cb<K, Type>)
+      .setInferShape(shape_cb<K, Shape>)
+      .setForward(compute_cb<K, FwdCpu>, "cpu");
+  if constexpr (BwdCpu != nullptr) op.setBackward(compute_cb<K, BwdCpu>, "cpu");
+  if constexpr (FwdGpu != nullptr) op.setForward(compute_cb<K, FwdGpu>, "gpu");
+  if constexpr (BwdGpu != nullptr) op.setBackward(compute_cb<K, BwdGpu>, "gpu");
+  return op;
+}
+
 template <Op K>
 mxnet::ext::CustomOp& conv_op() {
   using namespace dcn_ext;
-  mxnet::ext::CustomOp& op = add_op(K)
-      .setParseAttrs(parse_cb<K, conv_parse_attrs>)
-      .setInferType(type_cb<K, conv_infer_type>)
-      .setInferShape(shape_cb<K, conv_infer_shape>)
-      .setForward(compute_cb<K, conv_forward_cpu>, "cpu")
-      .setBackward(compute_cb<K, conv_backward_cpu>, "cpu");
-#ifdef DCN_WITH_CUDA
-  op.setForward(compute_cb<K, conv_forward_gpu>, "gpu")
-      .setBackward(compute_cb<K, conv_backward_gpu>, "gpu");
-#endif
-  return op;
+  return register_op<K, conv_parse_attrs, conv_infer_type, conv_infer_shape, conv_forward_cpu,
+                     conv_backward_cpu, DCN_GPU_FN(conv_forward_gpu),
+                     DCN_GPU_FN(conv_backward_gpu)>();
 }
 
 template <Op K>
 mxnet::ext::CustomOp& pool_op() {
   using namespace dcn_ext;
-  mxnet::ext::CustomOp& op = add_op(K)
-      .setParseAttrs(parse_cb<K, pool_parse_attrs>)
-      .setInferType(type_cb<K, pool_infer_type>)
-      .setInferShape(shape_cb<K, pool_infer_shape>)
-      .setForward(compute_cb<K, pool_forward_cpu>, "cpu");
-  if (dcn_ext::op_info(K).fused) return op;  // forward only, CPU only
-  op.setBackward(compute_cb<K, pool_backward_cpu>, "cpu");
-#ifdef DCN_WITH_CUDA
-  op.setForward(compute_cb<K, pool_forward_gpu>, "gpu")
-      .setBackward(compute_cb<K, pool_backward_gpu>, "gpu");
-#endif
-  return op;
+  if (op_info(K).fused)  // forward only, CPU only
+    return register_op<K, pool_parse_attrs, pool_infer_type, pool_infer_shape, pool_forward_cpu,
+                       nullptr, nullptr, nullptr>();
+  return register_op<K, pool_parse_attrs, pool_infer_type, pool_infer_shape, pool_forward_cpu,
+                     pool_backward_cpu, DCN_GPU_FN(pool_forward_gpu),
+                     DCN_GPU_FN(pool_backward_gpu)>();
 }
 
 mxnet::ext::CustomOp& fpn_op() {
   using namespace dcn_ext;
-  constexpr Op K = Op::kFPNROIPooling;
-  mxnet::ext::CustomOp& op = add_op(K)
-      .setParseAttrs(parse_cb<K, fpn_parse_attrs>)
-      .setInferType(type_cb<K, fpn_infer_type>)
-      .setInferShape(shape_cb<K, fpn_infer_shape>)
-      .setForward(compute_cb<K, fpn_forward_cpu>, "cpu")
-      .setBackward(compute_cb<K, fpn_backward_cpu>, "cpu");
-#ifdef DCN_WITH_CUDA
-  op.setForward(compute_cb<K, fpn_forward_gpu>, "gpu")
-      .setBackward(compute_cb<K, fpn_backward_gpu>, "gpu");
-#endif
-  return op;
+  return register_op<Op::kFPNROIPooling, fpn_parse_attrs, fpn_infer_type, fpn_infer_shape,
+                     fpn_forward_cpu, fpn_backward_cpu, DCN_GPU_FN(fpn_forward_gpu),
+                     DCN_GPU_FN(fpn_backward_gpu)>();
 }
+
+#undef DCN_GPU_FN
 
 mxnet::ext::CustomOp& reg_conv = conv_op<Op::kDeformableConvolution>();
 mxnet::ext::CustomOp& reg_mconv = conv_op<Op::kModulatedDeformableConvolution>();

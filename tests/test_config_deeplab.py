@@ -11,23 +11,14 @@ from dcn.config import DEFAULTS, get_scales, load_config, update_config
 from dcn.config_deeplab import (DEEPLAB_DEFAULTS, add_deeplab_config, deeplab_default_config,
                                 load_deeplab_config)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import ROOT, flat
+
 _SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'reference-configs')
 if not os.path.isdir(_SHARED):
     _SHARED = '/work/shared/reference-configs'
 DEEPLAB_YAMLS = sorted(glob.glob(os.path.join(_SHARED, 'deeplab', '*.yaml')))
 with open(os.path.join(ROOT, 'tests', 'data', 'original_deeplab_config_defaults.json')) as _f:
     ORIGINAL = json.load(_f)['defaults']
-
-
-def _flat(d, prefix=''):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, prefix + k + '.'))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def _get(cfg, key):
@@ -50,7 +41,7 @@ def test_five_reference_files_found():
 @pytest.mark.parametrize('path', DEEPLAB_YAMLS, ids=[os.path.basename(p) for p in DEEPLAB_YAMLS])
 def test_reference_file_loads_to_the_originals_values(path):
     cfg = load_deeplab_config(path)
-    raw = _flat(yaml.safe_load(open(path)))
+    raw = flat(yaml.safe_load(open(path)))
     # every value of the file is in the loaded config
     for key, v in raw.items():
         got = _get(cfg, key)
@@ -59,7 +50,7 @@ def test_reference_file_loads_to_the_originals_values(path):
         else:
             _same(got, v, key)
     # every other key of the original's config.py has the original's default
-    for key, v in _flat(ORIGINAL).items():
+    for key, v in flat(ORIGINAL).items():
         if key in raw:
             continue
         if key == 'SCALES':

@@ -3,11 +3,7 @@ host by the emulation of the CUDA back end (cuda/emu/dcn_cuda_emu.cc), against t
 operator (dcn.ops.nd.FPNROIPooling, itself checked against MXNet's built-ins in
 test_ops_fpn.py): forward and the gradients of every input, float32 / float64 / float16.
 On a machine with a GPU, tests/test_cuda_kernels.py builds the CUDA library itself."""
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -16,27 +12,16 @@ from mxnet import autograd
 
 import dcn.ops
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CUDA_DIR = os.path.join(ROOT, 'operator_cxx', 'cuda')
+from _util import CUDA_DIR, cuda_emulation
 sys.path.insert(0, CUDA_DIR)
 import dcn_cuda_ctypes as dc  # noqa: E402
 
-CXX = shutil.which(os.environ.get('CXX', 'g++')) or shutil.which('c++')
 CODES = {np.float32: dc.F32, np.float64: dc.F64, np.float16: dc.F16}
 
 
 @pytest.fixture(scope='module')
 def emu():
-    if CXX is None:
-        pytest.skip('no C++ compiler: cannot build the host emulation of the CUDA code')
-    tmp = tempfile.mkdtemp(prefix='dcn_cuda_fpn_emu_')
-    path = os.path.join(tmp, 'libdcn_cuda_emu.so')
-    res = subprocess.run([CXX, '-std=c++17', '-O2', '-shared', '-fPIC', '-Wall', '-Werror',
-                          '-Wno-unused-parameter', os.path.join(CUDA_DIR, 'emu', 'dcn_cuda_emu.cc'),
-                          '-o', path], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    yield dc.load(path)
-    shutil.rmtree(tmp, ignore_errors=True)
+    yield from cuda_emulation('dcn_cuda_fpn_emu_', '-O2')
 
 
 def make_case(rng, dtype, deformable, strides=(4, 8, 16, 32), C=None, R=8, N=2, P=7):

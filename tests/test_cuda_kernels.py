@@ -15,19 +15,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CUDA_DIR = os.path.join(ROOT, 'operator_cxx', 'cuda')
+from _util import CUDA_DIR, cuda_emulation
 sys.path.insert(0, CUDA_DIR)
 import dcn_cuda_ctypes as dc  # noqa: E402
 
 NVCC = shutil.which('nvcc') or next((p for p in ('/usr/local/cuda/bin/nvcc',) if os.path.exists(p)),
                                     None)
-CXX = shutil.which(os.environ.get('CXX', 'g++')) or shutil.which('c++')
 CODES = {np.dtype(np.float32): dc.F32, np.dtype(np.float64): dc.F64, np.dtype(np.float16): dc.F16}
 
 
@@ -306,16 +303,7 @@ def check_pool_against_cpu(lib, mem, seed, dtype, deformable):
 
 @pytest.fixture(scope='module')
 def emu_lib():
-    if CXX is None:
-        pytest.skip('no C++ compiler: cannot build the host emulation of the CUDA code')
-    tmp = tempfile.mkdtemp(prefix='dcn_cuda_emu_')
-    path = os.path.join(tmp, 'libdcn_cuda_emu.so')
-    res = subprocess.run([CXX, '-std=c++17', '-O1', '-shared', '-fPIC', '-Wall', '-Werror',
-                          '-Wno-unused-parameter', os.path.join(CUDA_DIR, 'emu', 'dcn_cuda_emu.cc'),
-                          '-o', path], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    yield dc.load(path)
-    shutil.rmtree(tmp, ignore_errors=True)
+    yield from cuda_emulation('dcn_cuda_emu_', '-O1')
 
 
 DTYPES = pytest.mark.parametrize('dtype', [np.float32, np.float64, np.float16],

@@ -15,6 +15,8 @@ from dcn.dataset import SHAPES_CLASSES, get_imdb
 from dcn.dataset import shapes as shapes_mod
 from dcn.dataset.segmentation import load_gt_segdb, read_label
 
+from _util import shapes_config
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -108,11 +110,7 @@ def test_version_1_dataset_is_upgraded(tmp_path):
 
 
 def test_perfect_prediction_and_flip(shapes_root):
-    cfg = default_config()
-    cfg.dataset.dataset = 'Shapes'
-    cfg.dataset.root_path = shapes_root
-    cfg.dataset.dataset_path = os.path.join(shapes_root, 'shapes')
-    cfg.dataset.NUM_CLASSES = 6
+    cfg = shapes_config(shapes_root)
     imdbs, segdb = load_gt_segdb(cfg, 'minitest', flip=True)
     assert len(segdb) == 16 and [s['flipped'] for s in segdb] == [False] * 8 + [True] * 8
     assert segdb[8]['image'] == segdb[0]['image']

@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from dcn.config import default_config
 from dcn.dataset import SHAPES_CLASSES, Shapes, filter_roidb, get_imdb, load_gt_roidb
 from dcn.dataset.shapes import IMAGE_SETS, generate_shapes
 from dcn.vis import save_detections
+
+from _util import shapes_config
 
 
 @pytest.fixture(scope='module')
@@ -74,11 +75,7 @@ def test_refuses_foreign_directory_and_bad_set(tmp_path):
 
 
 def test_load_gt_roidb_flip_and_image_error(shapes_root):
-    cfg = default_config()
-    cfg.dataset.dataset = 'shapes'
-    cfg.dataset.root_path = shapes_root
-    cfg.dataset.dataset_path = os.path.join(shapes_root, 'shapes')
-    cfg.dataset.NUM_CLASSES = 6
+    cfg = shapes_config(shapes_root, 'shapes')
     imdbs, roidb = load_gt_roidb(cfg, 'minitrain+minitest', flip=True)
     assert len(roidb) == 2 * (16 + 8)
     r, f = roidb[0], roidb[16]

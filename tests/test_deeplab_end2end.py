@@ -4,31 +4,15 @@ with the test script: the predicted maps are exactly those written right after t
 import glob
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import ROOT, epoch_metric, run_script
+
 TRAIN = 'experiments/deeplab/deeplab_train_test.py'
 TEST = 'experiments/deeplab/deeplab_test.py'
 MINI = os.path.join(ROOT, 'experiments', 'deeplab', 'cfgs', 'shapes_mini_deeplab.yaml')
-
-
-def _run(args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'lib')]),
-               OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
-
-
-def _epoch_metric(log, epoch, name):
-    m = re.search(r'Epoch\[%d\] Train-%s=([0-9.eE+-]+)' % (epoch, name), log)
-    assert m, 'no %s for epoch %d in the log' % (name, epoch)
-    return float(m.group(1))
 
 
 def _maps(out_dir):
@@ -55,10 +39,10 @@ def _cfg(tmp_path, symbol):
 def test_train_test_then_reload_gives_same_segmentation(tmp_path, symbol):
     cfg = _cfg(tmp_path, symbol)
     out = str(tmp_path / 'out')
-    log = _run([TRAIN, '--cfg', cfg, '--end_epoch', '2', '--output_path', out])
+    log = run_script([TRAIN, '--cfg', cfg, '--end_epoch', '2', '--output_path', out])
 
     # the pixel loss of the second epoch is below that of the first (same images, seeded)
-    assert _epoch_metric(log, 1, 'PixelLogLoss') < _epoch_metric(log, 0, 'PixelLogLoss')
+    assert epoch_metric(log, 1, 'PixelLogLoss') < epoch_metric(log, 0, 'PixelLogLoss')
     params = sorted(glob.glob(os.path.join(out, '**', '*-000[12].params'), recursive=True))
     assert [p[-11:] for p in params] == ['0001.params', '0002.params']
     miou = [float(v) for v in re.findall(r'mIoU\s+([0-9.]+)', log)]
@@ -69,7 +53,8 @@ def test_train_test_then_reload_gives_same_segmentation(tmp_path, symbol):
     # a fresh process loads the checkpoint and predicts the same maps
     out2 = str(tmp_path / 'out2')
     prefix = params[-1][:-len('-0002.params')]
-    log2 = _run([TEST, '--cfg', cfg, '--epoch', '2', '--prefix', prefix, '--output_path', out2])
+    log2 = run_script([TEST, '--cfg', cfg, '--epoch', '2', '--prefix', prefix, '--output_path',
+                       out2])
     again = _maps(out2)
     assert sorted(again) == sorted(first)
     for name in first:

@@ -10,13 +10,11 @@ import json
 import os
 import pickle
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import ROOT, epoch_metric, run_script
 
 CASES = {
     'rfcn_dcn': ('experiments/rfcn/rfcn_end2end_train_test.py', 'experiments/rfcn/rfcn_test.py',
@@ -27,21 +25,6 @@ CASES = {
     'fpn': ('experiments/fpn/fpn_end2end_train_test.py', 'experiments/fpn/fpn_test.py',
             'experiments/fpn/cfgs/shapes_mini_fpn.yaml'),
 }
-
-
-def _run(args, timeout=240):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'lib')]),
-               OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
-
-
-def _epoch_metric(log, epoch, name):
-    m = re.search(r'Epoch\[%d\] Train-%s=([0-9.eE+-]+)' % (epoch, name), log)
-    assert m, 'no %s for epoch %d in the log' % (name, epoch)
-    return float(m.group(1))
 
 
 def _detections(out_dir):
@@ -55,11 +38,12 @@ def _detections(out_dir):
 def test_train_test_then_reload_gives_same_detections(tmp_path, case):
     train_script, test_script, cfg = CASES[case]
     out = str(tmp_path / 'out')
-    log = _run([train_script, '--cfg', cfg, '--end_epoch', '2', '--output_path', out])
+    log = run_script([train_script, '--cfg', cfg, '--end_epoch', '2', '--output_path', out],
+                     timeout=240)
 
     # the loss of the second epoch is below that of the first (same images, seeded)
     for name in ('RPNLogLoss', 'RCNNLogLoss'):
-        assert _epoch_metric(log, 1, name) < _epoch_metric(log, 0, name), name
+        assert epoch_metric(log, 1, name) < epoch_metric(log, 0, name), name
     # a checkpoint per epoch, and the evaluation printed
     params = sorted(glob.glob(os.path.join(out, '**', '*-000[12].params'), recursive=True))
     assert [p[-11:] for p in params] == ['0001.params', '0002.params']
@@ -78,7 +62,8 @@ def test_train_test_then_reload_gives_same_detections(tmp_path, case):
     det_file, first = _detections(out)
     os.remove(det_file)
     # a fresh process reloads epoch 2 from disk and detects again
-    _run([test_script, '--cfg', cfg, '--epoch', '2', '--output_path', out, '--ignore_cache'])
+    run_script([test_script, '--cfg', cfg, '--epoch', '2', '--output_path', out, '--ignore_cache'],
+               timeout=240)
     _, second = _detections(out)    # all_boxes[class][image]: (k, 5) arrays
     assert len(first) == len(second)
     n_dets = 0

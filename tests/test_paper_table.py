@@ -13,19 +13,14 @@ from dcn.config import load_config
 from dcn.tester import write_results
 from dcn.tools import paper_table
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import ROOT, flat
+
 # keys that may differ between the plain and the deformable experiment of one detector
 VARIANT_KEYS = {'symbol', 'config_name'}
 
 
-def _flat(d, prefix=''):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, prefix + k + '.'))
-        else:
-            out[prefix + k] = v.tolist() if hasattr(v, 'tolist') else v
-    return out
+def _flat(d):
+    return flat(d, lambda v: v.tolist() if hasattr(v, 'tolist') else v)
 
 
 def _cfg(detector, variant):

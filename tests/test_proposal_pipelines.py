@@ -16,7 +16,8 @@ from dcn.config import load_config
 from dcn.dataset import get_imdb
 from dcn.train import get_symbol_instance, output_dir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import ROOT, run_script
+
 CFGS = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs')
 
 
@@ -206,24 +207,13 @@ def test_head_training_from_proposals(alternate, tmp_path, losses):
     assert 'bbox_pred_weight' in args and 'rpn_conv_3x3_weight' not in args
 
 
-def _script(args, timeout=300):
-    import subprocess
-    import sys
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, 'lib')]),
-               OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return proc.stdout
-
-
 def test_entry_points_rpn_and_alternate(tmp_path):
     """The experiment scripts as a user runs them: the RPN script dumps proposals and prints
     recall; the alternate script leaves every step's checkpoint and the combined model, and
     tests it."""
     out = str(tmp_path / 'rpn')
-    log = _script(['experiments/rfcn/rfcn_rpn_train_test.py', '--cfg',
-                   os.path.join(CFGS, 'shapes_mini_rfcn_rpn.yaml'), '--output_path', out])
+    log = run_script(['experiments/rfcn/rfcn_rpn_train_test.py', '--cfg',
+                      os.path.join(CFGS, 'shapes_mini_rfcn_rpn.yaml'), '--output_path', out])
     recalls = [float(r) for r in re.findall(r'proposals: average recall ([0-9.]+)', log)]
     assert len(recalls) == 3 and all(0.0 <= r <= 1.0 for r in recalls)
     pkl = os.path.join(out, 'shapes_mini_rfcn_rpn', 'minitest', 'rpn_data',
@@ -233,8 +223,8 @@ def test_entry_points_rpn_and_alternate(tmp_path):
     assert len(boxes) == 8 and all(b.shape[1] == 5 for b in boxes)
 
     out = str(tmp_path / 'alt')
-    log = _script(['experiments/rfcn/rfcn_alternate_train_test.py', '--cfg',
-                   os.path.join(CFGS, 'shapes_mini_rfcn_alternate.yaml'), '--output_path', out])
+    log = run_script(['experiments/rfcn/rfcn_alternate_train_test.py', '--cfg',
+                      os.path.join(CFGS, 'shapes_mini_rfcn_alternate.yaml'), '--output_path', out])
     train_dir = os.path.join(out, 'shapes_mini_rfcn_alternate', 'minitrain')
     for name in ('rpn1-0001', 'rfcn1-0001', 'rpn2-0001', 'rfcn2-0001', 'final-0000'):
         assert os.path.isfile(os.path.join(train_dir, name + '.params')), name

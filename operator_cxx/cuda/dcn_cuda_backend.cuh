@@ -71,6 +71,9 @@ struct CudaBackend {
   }
 };
 
+/*! \brief the back end of the C entry points (dcn_cuda_entries.h) */
+typedef CudaBackend EntryBackend;
+
 }  // namespace gpu
 }  // namespace dcn
 

@@ -52,6 +52,23 @@ DCN_DEV int fpn_roi_level(const dcn_fpn_geom& g, const A* roi, int* batch) {
   return fpn_level(roi, g.levels);
 }
 
+/*! \brief the set-up of flat output index i (RoI, channel, bin): its indices, the RoI's
+ *  values, batch index and level l (-1: none, nothing is read), and with a level its map
+ *  size H x W and the offset `plane` of the (batch, channel) plane in the level's maps */
+template <typename S>
+struct FpnBin : RoIBin<S> {
+  int l, H, W;
+  int64_t plane;
+  DCN_DEV FpnBin(const dcn_fpn_geom& g, const S* rois, int64_t i)
+      : RoIBin<S>(rois, i, g.pooled, g.C, g.N) {
+    const int b = this->b;
+    l = b < 0 ? -1 : fpn_level(this->roi.v, g.levels);
+    H = l >= 0 ? g.H[l] : 0;
+    W = l >= 0 ? g.W[l] : 0;
+    plane = l >= 0 ? (static_cast<int64_t>(b) * g.C + this->at.ctop) * H * W : 0;
+  }
+};
+
 template <typename S>
 struct FpnMaxForward {
   typedef typename Acc<S>::type A;
@@ -60,21 +77,14 @@ struct FpnMaxForward {
   const S* rois;
   S* out;
   DCN_DEV void operator()(int64_t i) const {
-    const int P = g.pooled;
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int c = static_cast<int>((i / P / P) % g.C);
-    const int64_t r = i / P / P / g.C;
-    const RoIValues<S> roi(rois, r);
-    int b;
-    const int l = fpn_roi_level(g, roi.v, &b);
+    const FpnBin<S> q(g, rois, i);
     A v = A(0);
-    if (l >= 0) {
-      const int H = g.H[l], W = g.W[l];
-      const RoIMaxBin bin = roi_max_bin(roi.v, static_cast<A>(g.spatial_scale[l]), ph, pw, P, P,
-                                        H, W);
-      const S* plane = data.ptr[l] + (static_cast<int64_t>(b) * g.C + c) * H * W;
+    if (q.l >= 0) {
+      const RoIMaxBin bin = roi_max_bin(q.roi.v, static_cast<A>(g.spatial_scale[q.l]), q.at.ph,
+                                        q.at.pw, g.pooled, g.pooled, q.H, q.W);
+      const S* plane = data.ptr[q.l] + q.plane;
       long arg;
-      v = roi_max_scan<A>(bin, W, [&](long k) { return to_acc(plane[k]); }, &arg);
+      v = roi_max_scan<A>(bin, q.W, [&](long k) { return to_acc(plane[k]); }, &arg);
     }
     store(out + i, v);
   }
@@ -89,51 +99,34 @@ struct FpnMaxBackward {
   const S* rois;
   const S* grad_out;
   DCN_DEV void operator()(int64_t i) const {
-    const int P = g.pooled;
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int c = static_cast<int>((i / P / P) % g.C);
-    const int64_t r = i / P / P / g.C;
-    const RoIValues<S> roi(rois, r);
-    int b;
-    const int l = fpn_roi_level(g, roi.v, &b);
-    if (l < 0) return;
-    const int H = g.H[l], W = g.W[l];
-    const RoIMaxBin bin = roi_max_bin(roi.v, static_cast<A>(g.spatial_scale[l]), ph, pw, P, P, H,
-                                      W);
-    const int64_t base = (static_cast<int64_t>(b) * g.C + c) * H * W;
-    const S* plane = data.ptr[l] + base;
+    const FpnBin<S> q(g, rois, i);
+    if (q.l < 0) return;
+    const RoIMaxBin bin = roi_max_bin(q.roi.v, static_cast<A>(g.spatial_scale[q.l]), q.at.ph,
+                                      q.at.pw, g.pooled, g.pooled, q.H, q.W);
+    const S* plane = data.ptr[q.l] + q.plane;
     long arg;
-    roi_max_scan<A>(bin, W, [&](long k) { return to_acc(plane[k]); }, &arg);
-    if (arg >= 0) atomic_add(grad.ptr[l] + base + arg, to_acc(grad_out[i]));
+    roi_max_scan<A>(bin, q.W, [&](long k) { return to_acc(plane[k]); }, &arg);
+    if (arg >= 0) atomic_add(grad.ptr[q.l] + q.plane + arg, to_acc(grad_out[i]));
   }
 };
 
-/*! \brief sampling grid of one deformable bin (group 1, part = pooled) */
-template <typename A>
-struct FpnDpsBin {
-  A wstart, hstart, sub_w, sub_h, roi_w, roi_h;
-};
+/*! \brief index in trans (R, 2, P, P) of the x offset of bin (ph, pw) of RoI r */
+DCN_DEV int64_t fpn_trans_index(int64_t r, int ph, int pw, int P) {
+  return (r * 2 * P + dpsroi_part_index(ph, P, P)) * P + dpsroi_part_index(pw, P, P);
+}
 
-template <typename A>
-DCN_DEV FpnDpsBin<A> fpn_dps_bin(const dcn_fpn_geom& g, const A* roi, int l, const A* trans,
-                                 int64_t r, int ph, int pw) {
+/*! \brief sampling grid of the deformable bin of q (group 1, part = pooled) */
+template <typename S, typename A>
+DCN_DEV DpsGrid<A> fpn_dps_bin(const dcn_fpn_geom& g, const FpnBin<S>& q, const A* trans) {
   const int P = g.pooled;
-  const DPSRoI<A> geo = dpsroi_geometry(roi, static_cast<A>(g.spatial_scale[l]));
-  FpnDpsBin<A> o;
-  const A bin_h = geo.height / static_cast<A>(P), bin_w = geo.width / static_cast<A>(P);
-  o.sub_h = bin_h / static_cast<A>(g.samples);
-  o.sub_w = bin_w / static_cast<A>(g.samples);
   A tx = A(0), ty = A(0);
   if (trans) {
-    const int64_t t = (r * 2 * P + dpsroi_part_index(ph, P, P)) * P + dpsroi_part_index(pw, P, P);
+    const int64_t t = fpn_trans_index(q.at.r, q.at.ph, q.at.pw, P);
     tx = trans[t] * static_cast<A>(g.trans_std);
     ty = trans[t + static_cast<int64_t>(P) * P] * static_cast<A>(g.trans_std);
   }
-  o.wstart = static_cast<A>(pw) * bin_w + geo.start_w + tx * geo.width;
-  o.hstart = static_cast<A>(ph) * bin_h + geo.start_h + ty * geo.height;
-  o.roi_w = geo.width;
-  o.roi_h = geo.height;
-  return o;
+  return dps_grid(dpsroi_geometry(q.roi.v, static_cast<A>(g.spatial_scale[q.l])), q.at.ph,
+                  q.at.pw, P, g.samples, tx, ty);
 }
 
 /*! \brief deformable PS RoI pooling of a RoI's level (trans: A values or nullptr) into O */
@@ -146,34 +139,12 @@ struct FpnDpsForward {
   const A* trans;
   O* out;
   DCN_DEV void operator()(int64_t i) const {
-    const int P = g.pooled;
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int c = static_cast<int>((i / P / P) % g.C);
-    const int64_t r = i / P / P / g.C;
-    const RoIValues<S> roi(rois, r);
-    int b;
-    const int l = fpn_roi_level(g, roi.v, &b);
+    const FpnBin<S> q(g, rois, i);
     A result = A(0);
-    if (l >= 0) {
-      const int H = g.H[l], W = g.W[l];
-      const FpnDpsBin<A> bin = fpn_dps_bin(g, roi.v, l, trans, r, ph, pw);
-      const S* src = data.ptr[l] + (static_cast<int64_t>(b) * g.C + c) * H * W;
-      A sum = A(0);
-      int cnt = 0;
-      for (int ih = 0; ih < g.samples; ++ih) {
-        for (int iw = 0; iw < g.samples; ++iw) {
-          A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
-          A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
-          if (!dpsroi_sample(&w, &h, W, H)) continue;
-          int idx[4];
-          A wt[4], dx, dy;
-          dpsroi_record(w, h, W, idx, wt, &dx, &dy);
-          sum += wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
-                 wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
-          ++cnt;
-        }
-      }
-      result = cnt == 0 ? A(0) : sum / static_cast<A>(cnt);
+    if (q.l >= 0) {
+      int cnt;
+      result = dps_bin_mean(data.ptr[q.l] + q.plane, q.W, q.H, g.samples,
+                            fpn_dps_bin(g, q, trans), &cnt);
     }
     store(out + i, result);
   }
@@ -191,16 +162,10 @@ struct FpnDpsBackward {
   const G* grad_out;
   A* gtrans;
   DCN_DEV void operator()(int64_t i) const {
-    const int P = g.pooled;
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int c = static_cast<int>((i / P / P) % g.C);
-    const int64_t r = i / P / P / g.C;
-    const RoIValues<S> roi(rois, r);
-    int b;
-    const int l = fpn_roi_level(g, roi.v, &b);
-    if (l < 0) return;
-    const int H = g.H[l], W = g.W[l];
-    const FpnDpsBin<A> bin = fpn_dps_bin(g, roi.v, l, trans, r, ph, pw);
+    const FpnBin<S> q(g, rois, i);
+    if (q.l < 0) return;
+    const int H = q.H, W = q.W;
+    const DpsGrid<A> bin = fpn_dps_bin(g, q, trans);
     int cnt = 0;
     for (int ih = 0; ih < g.samples; ++ih) {
       for (int iw = 0; iw < g.samples; ++iw) {
@@ -211,35 +176,12 @@ struct FpnDpsBackward {
     }
     if (cnt == 0) return;
     const A diff = to_acc(grad_out[i]) / static_cast<A>(cnt);
-    const int64_t base = (static_cast<int64_t>(b) * g.C + c) * H * W;
-    const S* src = data.ptr[l] + base;
-    A* dst = grad.ptr[l] + base;
     A sx = A(0), sy = A(0);
-    for (int ih = 0; ih < g.samples; ++ih) {
-      for (int iw = 0; iw < g.samples; ++iw) {
-        A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
-        A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
-        if (!dpsroi_sample(&w, &h, W, H)) continue;
-        int idx[4];
-        A wt[4], dx, dy;
-        dpsroi_record(w, h, W, idx, wt, &dx, &dy);
-        for (int k = 0; k < 4; ++k) atomic_add(dst + idx[k], wt[k] * diff);
-        if (gtrans) {
-          const A v[4] = {to_acc(src[idx[0]]), to_acc(src[idx[1]]), to_acc(src[idx[2]]),
-                          to_acc(src[idx[3]])};
-          A gx, gy;
-          dpsroi_sample_grad(v, dx, dy, &gx, &gy);
-          sx += gx;
-          sy += gy;
-        }
-      }
-    }
-    if (gtrans) {
-      const int64_t t = (r * 2 * P + dpsroi_part_index(ph, P, P)) * P + dpsroi_part_index(pw, P, P);
-      const A scale = static_cast<A>(g.trans_std) * diff;
-      atomic_add(gtrans + t, sx * scale * bin.roi_w);
-      atomic_add(gtrans + t + static_cast<int64_t>(P) * P, sy * scale * bin.roi_h);
-    }
+    dps_bin_backward(data.ptr[q.l] + q.plane, grad.ptr[q.l] + q.plane, W, H, g.samples, bin, diff,
+                     gtrans != nullptr, &sx, &sy);
+    if (gtrans)
+      dps_trans_grad(gtrans, fpn_trans_index(q.at.r, q.at.ph, q.at.pw, g.pooled),
+                     static_cast<int64_t>(g.pooled) * g.pooled, bin, g.trans_std, diff, sx, sy);
   }
 };
 
@@ -328,15 +270,9 @@ int64_t fpn_ws_layout(const dcn_fpn_geom& g, bool backward, void* ws, FpnWorkspa
                             half && backward ? maps : 0,
                             def && half && backward ? L * O * K : 0,
                             def && backward ? L * O : 0};
-  A** parts[9] = {&w->t, &w->off, &w->off_all, &w->goff, &w->gt, &w->weight, &w->gdata,
-                  &w->gweight, &w->gbias};
-  uintptr_t base = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
-  int64_t off = 0;
-  for (int k = 0; k < 9; ++k) {
-    *parts[k] = sizes[k] && ws ? reinterpret_cast<A*>(base + off) : nullptr;
-    off += align64(sizes[k] * static_cast<int64_t>(sizeof(A)));
-  }
-  return off + 64;
+  A** const parts[9] = {&w->t, &w->off, &w->off_all, &w->goff, &w->gt, &w->weight, &w->gdata,
+                        &w->gweight, &w->gbias};
+  return ws_carve(ws, sizes, parts, 9);
 }
 
 /*! \brief off (R, O) of the deformable path: t, the level GEMMs, the selection */
@@ -384,12 +320,7 @@ void fpn_forward(B& be, const dcn_fpn_geom& g, const FpnMaps<const S*>& data,
     return;
   }
   FpnWorkspace<A> w;
-  const int64_t need = fpn_ws_layout<S>(g, false, nullptr, &w);
-  if (!ws || ws_bytes < need) {
-    std::ostringstream os;
-    os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
-    throw Error(os.str());
-  }
+  check_ws(ws, ws_bytes, fpn_ws_layout<S>(g, false, nullptr, &w));
   fpn_ws_layout<S>(g, false, ws, &w);
   fpn_offsets<S>(be, g, data, fpn_weights<S>(be, g, weight, w), bias, rois, w);
   be.launch(FpnDpsForward<S, S>{g, data, rois, w.off, out}, n);
@@ -402,12 +333,7 @@ void fpn_backward(B& be, const dcn_fpn_geom& g, const S* grad_out, const FpnMaps
                   const FpnMaps<S*>& grad_bias, void* ws, int64_t ws_bytes) {
   typedef typename Acc<S>::type A;
   FpnWorkspace<A> w;
-  const int64_t need = fpn_ws_layout<S>(g, true, nullptr, &w);
-  if (!ws || ws_bytes < need) {
-    std::ostringstream os;
-    os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
-    throw Error(os.str());
-  }
+  check_ws(ws, ws_bytes, fpn_ws_layout<S>(g, true, nullptr, &w));
   fpn_ws_layout<S>(g, true, ws, &w);
   const int PP = g.pooled * g.pooled, K = PP * g.C, O = 2 * PP;
   const int64_t n = static_cast<int64_t>(g.R) * K;
@@ -519,19 +445,12 @@ int capi_fpn_backward(B be, const dcn_fpn_geom* g, int dtype, const void* grad_o
 }
 
 inline int64_t capi_fpn_workspace_bytes(const dcn_fpn_geom* g, int dtype, int backward) {
-  try {
-    check_fpn_geom(g);
-    int64_t bytes = 0;
-    dispatch_dtype(dtype, [&](auto tag) {
-      typedef decltype(tag) S;
-      FpnWorkspace<typename Acc<S>::type> w;
-      bytes = fpn_ws_layout<S>(*g, backward != 0, nullptr, &w);
-    });
-    return bytes;
-  } catch (const std::exception& e) {
-    last_error() = std::string("FPN RoI pooling workspace: ") + e.what();
-    return -1;
-  }
+  return capi_ws_bytes("FPN RoI pooling workspace", dtype, [&] { check_fpn_geom(g); },
+                       [&](auto tag) {
+    typedef decltype(tag) S;
+    FpnWorkspace<typename Acc<S>::type> w;
+    return fpn_ws_layout<S>(*g, backward != 0, nullptr, &w);
+  });
 }
 
 }  // namespace gpu

@@ -305,6 +305,31 @@ inline int conv_step(const dcn_conv_geom& g) {
 
 inline int64_t align64(int64_t x) { return (x + 63) & ~static_cast<int64_t>(63); }
 
+/*!
+ * \brief lay out n workspace parts of sizes[k] elements of A, each 64-byte aligned, from
+ * the first 64-byte boundary of ws: *parts[k] = the part, or nullptr where sizes[k] is 0 or
+ * ws is nullptr (only sizing); returns the bytes needed (64 for the alignment included)
+ */
+template <typename A>
+int64_t ws_carve(void* ws, const int64_t* sizes, A** const* parts, int n) {
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
+  int64_t off = 0;
+  for (int k = 0; k < n; ++k) {
+    *parts[k] = sizes[k] && ws ? reinterpret_cast<A*>(base + off) : nullptr;
+    off += align64(sizes[k] * static_cast<int64_t>(sizeof(A)));
+  }
+  return off + 64;
+}
+
+/*! \brief throws unless ws holds ws_bytes >= need bytes */
+inline void check_ws(const void* ws, int64_t ws_bytes, int64_t need) {
+  if (!ws || ws_bytes < need) {
+    std::ostringstream os;
+    os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
+    throw Error(os.str());
+  }
+}
+
 /*! \brief the parts of the convolution workspace (compute type A) */
 template <typename A>
 struct ConvWorkspace {
@@ -328,35 +353,24 @@ int64_t conv_ws_layout(const dcn_conv_geom& g, void* ws, ConvWorkspace<typename 
   const int64_t L = static_cast<int64_t>(g.Ho) * g.Wo;
   const int64_t step = conv_step(g);
   const int64_t wsize = static_cast<int64_t>(g.F) * (g.C / g.groups) * g.kh * g.kw;
-  const int64_t sizes[7] = {step * g.C * g.kh * g.kw * L, L,
-                            wsize, step * g.F * L, step * g.C * static_cast<int64_t>(g.H) * g.W,
-                            wsize, g.F};
-  const int parts = direct_type<S>() ? 2 : 7;
-  A** ptrs[7] = {&w->col, &w->ones, &w->weight, &w->out, &w->grad_data, &w->grad_weight,
-                 &w->grad_bias};
-  uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
-  int64_t bytes = 64;
-  for (int i = 0; i < 7; ++i) {
-    *ptrs[i] = nullptr;
-    if (i >= parts) continue;
-    if (ws) *ptrs[i] = reinterpret_cast<A*>(p);
-    const int64_t b = align64(sizes[i] * static_cast<int64_t>(sizeof(A)));
-    p += b;
-    bytes += b;
-  }
-  return bytes;
+  const bool half = !direct_type<S>();
+  const int64_t sizes[7] = {step * g.C * g.kh * g.kw * L,
+                            L,
+                            half ? wsize : 0,
+                            half ? step * g.F * L : 0,
+                            half ? step * g.C * static_cast<int64_t>(g.H) * g.W : 0,
+                            half ? wsize : 0,
+                            half ? g.F : 0};
+  A** const parts[7] = {&w->col, &w->ones, &w->weight, &w->out, &w->grad_data, &w->grad_weight,
+                        &w->grad_bias};
+  return ws_carve(ws, sizes, parts, 7);
 }
 
 template <typename S>
 ConvWorkspace<typename Acc<S>::type> conv_ws_split(const dcn_conv_geom& g, void* ws,
                                                    int64_t ws_bytes) {
   ConvWorkspace<typename Acc<S>::type> w;
-  const int64_t need = conv_ws_layout<S>(g, nullptr, &w);
-  if (!ws || ws_bytes < need) {
-    std::ostringstream os;
-    os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
-    throw Error(os.str());
-  }
+  check_ws(ws, ws_bytes, conv_ws_layout<S>(g, nullptr, &w));
   conv_ws_layout<S>(g, ws, &w);
   return w;
 }
@@ -506,10 +520,93 @@ DCN_DEV int roi_batch(const T* roi, int N) {
   return static_cast<int>(b);
 }
 
+/*! \brief sampling grid of one output bin of deformable PS RoI pooling (PS and FPN) */
+template <typename T>
+struct DpsGrid {
+  T wstart, hstart, sub_w, sub_h, roi_w, roi_h;
+};
+
+/*! \brief the grid of bin (ph, pw) of P x P bins, `samples` x `samples` samples each, of a
+ *  RoI of geometry geo shifted by (tx, ty) RoI sizes */
+template <typename T>
+DCN_DEV DpsGrid<T> dps_grid(const DPSRoI<T>& geo, int ph, int pw, int P, int samples, T tx,
+                            T ty) {
+  DpsGrid<T> o;
+  const T bin_h = geo.height / static_cast<T>(P);
+  const T bin_w = geo.width / static_cast<T>(P);
+  o.sub_h = bin_h / static_cast<T>(samples);
+  o.sub_w = bin_w / static_cast<T>(samples);
+  o.wstart = static_cast<T>(pw) * bin_w + geo.start_w + tx * geo.width;
+  o.hstart = static_cast<T>(ph) * bin_h + geo.start_h + ty * geo.height;
+  o.roi_w = geo.width;
+  o.roi_h = geo.height;
+  return o;
+}
+
+/*! \brief mean of the bilinear samples of a bin that fall inside the W x H plane src (0 when
+ *  none does); *count: how many did */
+template <typename A, typename S>
+DCN_DEV A dps_bin_mean(const S* src, int W, int H, int samples, const DpsGrid<A>& bin,
+                       int* count) {
+  A sum = A(0);
+  int cnt = 0;
+  for (int ih = 0; ih < samples; ++ih) {
+    for (int iw = 0; iw < samples; ++iw) {
+      A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
+      A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
+      if (!dpsroi_sample(&w, &h, W, H)) continue;
+      int idx[4];
+      A wt[4], dx, dy;
+      dpsroi_record(w, h, W, idx, wt, &dx, &dy);
+      sum += wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
+             wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
+      ++cnt;
+    }
+  }
+  *count = cnt;
+  return cnt == 0 ? A(0) : sum / static_cast<A>(cnt);
+}
+
+/*! \brief backward of a bin's samples with the gradient diff of each: adds the bilinear
+ *  weights times diff to dst (atomics; skipped when dst is nullptr) and, when want_trans,
+ *  the sums of the sample position gradients to *sx, *sy */
+template <typename A, typename S>
+DCN_DEV void dps_bin_backward(const S* src, A* dst, int W, int H, int samples,
+                              const DpsGrid<A>& bin, A diff, bool want_trans, A* sx, A* sy) {
+  for (int ih = 0; ih < samples; ++ih) {
+    for (int iw = 0; iw < samples; ++iw) {
+      A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
+      A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
+      if (!dpsroi_sample(&w, &h, W, H)) continue;
+      int idx[4];
+      A wt[4], dx, dy;
+      dpsroi_record(w, h, W, idx, wt, &dx, &dy);
+      if (dst)
+        for (int k = 0; k < 4; ++k) atomic_add(dst + idx[k], wt[k] * diff);
+      if (want_trans) {
+        const A v[4] = {to_acc(src[idx[0]]), to_acc(src[idx[1]]), to_acc(src[idx[2]]),
+                        to_acc(src[idx[3]])};
+        A gx, gy;
+        dpsroi_sample_grad(v, dx, dy, &gx, &gy);
+        *sx += gx;
+        *sy += gy;
+      }
+    }
+  }
+}
+
+/*! \brief adds a bin's trans gradient: x at gtrans[t], y at gtrans[t + y_stride] */
+template <typename A>
+DCN_DEV void dps_trans_grad(A* gtrans, int64_t t, int64_t y_stride, const DpsGrid<A>& bin,
+                            double trans_std, A diff, A sx, A sy) {
+  const A scale = static_cast<A>(trans_std) * diff;
+  atomic_add(gtrans + t, sx * scale * bin.roi_w);
+  atomic_add(gtrans + t + y_stride, sy * scale * bin.roi_h);
+}
+
 /*! \brief geometry of one output bin of deformable PS RoI pooling */
 template <typename T>
-struct DPSBin {
-  T wstart, hstart, sub_w, sub_h, roi_w, roi_h;
+struct DPSBin : DpsGrid<T> {
   int c;          // input channel
   int64_t tix;    // index of the x offset in trans
 };
@@ -518,46 +615,40 @@ struct DPSBin {
 template <typename T, typename S>
 DCN_DEV DPSBin<T> dpsroi_bin(const dcn_pool_geom& g, const T* roi, const S* trans, int64_t r,
                              int ctop, int ph, int pw) {
-  DPSBin<T> o;
-  const DPSRoI<T> geo = dpsroi_geometry(roi, static_cast<T>(g.spatial_scale));
-  const T bin_h = geo.height / static_cast<T>(g.pooled);
-  const T bin_w = geo.width / static_cast<T>(g.pooled);
-  o.sub_h = bin_h / static_cast<T>(g.samples);
-  o.sub_w = bin_w / static_cast<T>(g.samples);
   const int part_h = dpsroi_part_index(ph, g.pooled, g.part);
   const int part_w = dpsroi_part_index(pw, g.pooled, g.part);
   const int per_class = g.no_trans ? g.output_dim : g.output_dim / g.num_classes;
   const int class_id = ctop / per_class;
-  o.tix = ((r * g.num_classes + class_id) * 2 * g.part + part_h) * g.part + part_w;
+  const int64_t tix = ((r * g.num_classes + class_id) * 2 * g.part + part_h) * g.part + part_w;
   T tx = T(0), ty = T(0);
   if (!g.no_trans) {
-    tx = to_acc(trans[o.tix]) * static_cast<T>(g.trans_std);
-    ty = to_acc(trans[o.tix + static_cast<int64_t>(g.part) * g.part]) *
+    tx = to_acc(trans[tix]) * static_cast<T>(g.trans_std);
+    ty = to_acc(trans[tix + static_cast<int64_t>(g.part) * g.part]) *
          static_cast<T>(g.trans_std);
   }
-  o.wstart = static_cast<T>(pw) * bin_w + geo.start_w + tx * geo.width;
-  o.hstart = static_cast<T>(ph) * bin_h + geo.start_h + ty * geo.height;
+  DPSBin<T> o;
+  static_cast<DpsGrid<T>&>(o) = dps_grid(
+      dpsroi_geometry(roi, static_cast<T>(g.spatial_scale)), ph, pw, g.pooled, g.samples, tx, ty);
   const int gw = ps_group_index(pw, g.pooled, g.group);
   const int gh = ps_group_index(ph, g.pooled, g.group);
   o.c = (ctop * g.group + gh) * g.group + gw;
-  o.roi_w = geo.width;
-  o.roi_h = geo.height;
+  o.tix = tix;
   return o;
 }
 
-/*! \brief (RoI, output channel, bin row, bin column) of flat output index i of a pooling op */
+/*! \brief (RoI, channel, bin row, bin column) of flat output index i of a pooling op with
+ *  C channels of P x P bins */
 struct PoolIndex {
   int64_t r;
   int ctop, ph, pw;
 };
 
-DCN_DEV PoolIndex pool_index(const dcn_pool_geom& g, int64_t i) {
-  const int P = g.pooled;
+DCN_DEV PoolIndex pool_index(int64_t i, int P, int C) {
   PoolIndex o;
   o.pw = static_cast<int>(i % P);
   o.ph = static_cast<int>((i / P) % P);
-  o.ctop = static_cast<int>((i / P / P) % g.output_dim);
-  o.r = i / P / P / g.output_dim;
+  o.ctop = static_cast<int>((i / P / P) % C);
+  o.r = i / P / P / C;
   return o;
 }
 
@@ -568,6 +659,17 @@ struct RoIValues {
   DCN_DEV RoIValues(const S* rois, int64_t r) {
     for (int k = 0; k < 5; ++k) v[k] = to_acc(rois[r * 5 + k]);
   }
+};
+
+/*! \brief the set-up of flat output index i of a RoI pooling op (C channels of P x P bins,
+ *  N images): its indices, the RoI's values and batch index b (-1: nothing is read) */
+template <typename S>
+struct RoIBin {
+  PoolIndex at;
+  RoIValues<S> roi;
+  int b;
+  DCN_DEV RoIBin(const S* rois, int64_t i, int P, int C, int N)
+      : at(pool_index(i, P, C)), roi(rois, at.r), b(roi_batch(roi.v, N)) {}
 };
 
 /*! \brief plain PS RoI pooling: mean of a bin's cells in the compute type A (psroi_mean
@@ -593,36 +695,18 @@ struct PoolForward {
   S* top_count;
   DCN_DEV void operator()(int64_t i) const {
     const int P = g.pooled;
-    const PoolIndex pi = pool_index(g, i);
-    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
-    const int64_t r = pi.r;
-    const RoIValues<S> roi(rois, r);
-    const int b = roi_batch(roi.v, g.N);
+    const RoIBin<S> q(rois, i, P, g.output_dim, g.N);
     const int64_t plane = static_cast<int64_t>(g.H) * g.W;
     A result = A(0);
     int cnt = 0;
-    if (b >= 0 && g.deformable) {
-      const DPSBin<A> bin = dpsroi_bin(g, roi.v, trans, r, ctop, ph, pw);
-      const S* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
-      A sum = A(0);
-      for (int ih = 0; ih < g.samples; ++ih) {
-        for (int iw = 0; iw < g.samples; ++iw) {
-          A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
-          A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
-          if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
-          int idx[4];
-          A wt[4], dx, dy;
-          dpsroi_record(w, h, g.W, idx, wt, &dx, &dy);
-          sum += wt[0] * to_acc(src[idx[0]]) + wt[1] * to_acc(src[idx[1]]) +
-                 wt[2] * to_acc(src[idx[2]]) + wt[3] * to_acc(src[idx[3]]);
-          ++cnt;
-        }
-      }
-      result = cnt == 0 ? A(0) : sum / static_cast<A>(cnt);
-    } else if (b >= 0) {
-      const PSRoIBinCells bin = psroi_cells(roi.v, static_cast<A>(g.spatial_scale), ctop, ph, pw,
-                                            P, g.group, g.H, g.W);
-      result = cells_mean<A>(data + (static_cast<int64_t>(b) * g.C + bin.c) * plane, g.W, bin);
+    if (q.b >= 0 && g.deformable) {
+      const DPSBin<A> bin = dpsroi_bin(g, q.roi.v, trans, q.at.r, q.at.ctop, q.at.ph, q.at.pw);
+      result = dps_bin_mean(data + (static_cast<int64_t>(q.b) * g.C + bin.c) * plane, g.W, g.H,
+                            g.samples, bin, &cnt);
+    } else if (q.b >= 0) {
+      const PSRoIBinCells bin = psroi_cells(q.roi.v, static_cast<A>(g.spatial_scale), q.at.ctop,
+                                            q.at.ph, q.at.pw, P, g.group, g.H, g.W);
+      result = cells_mean<A>(data + (static_cast<int64_t>(q.b) * g.C + bin.c) * plane, g.W, bin);
     }
     store(out + i, result);
     if (top_count) store(top_count + i, static_cast<A>(cnt));
@@ -644,54 +728,28 @@ struct PoolBackward {
   A* grad_trans;
   DCN_DEV void operator()(int64_t i) const {
     const int P = g.pooled;
-    const PoolIndex pi = pool_index(g, i);
-    const int pw = pi.pw, ph = pi.ph, ctop = pi.ctop;
-    const int64_t r = pi.r;
-    const RoIValues<S> roi(rois, r);
-    const int b = roi_batch(roi.v, g.N);
-    if (b < 0) return;
+    const RoIBin<S> q(rois, i, P, g.output_dim, g.N);
+    if (q.b < 0) return;
     const int64_t plane = static_cast<int64_t>(g.H) * g.W;
     if (g.deformable) {
       const A cnt = to_acc(top_count[i]);
       if (!(cnt > A(0))) return;
       const A diff = to_acc(grad_out[i]) / cnt;
-      const DPSBin<A> bin = dpsroi_bin(g, roi.v, trans, r, ctop, ph, pw);
-      const S* src = data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
-      A* dst = grad_data ? grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane : nullptr;
+      const DPSBin<A> bin = dpsroi_bin(g, q.roi.v, trans, q.at.r, q.at.ctop, q.at.ph, q.at.pw);
+      const S* src = data + (static_cast<int64_t>(q.b) * g.C + bin.c) * plane;
+      A* dst = grad_data ? grad_data + (static_cast<int64_t>(q.b) * g.C + bin.c) * plane : nullptr;
       const bool want_trans = grad_trans && !g.no_trans;
       A sx = A(0), sy = A(0);
-      for (int ih = 0; ih < g.samples; ++ih) {
-        for (int iw = 0; iw < g.samples; ++iw) {
-          A w = bin.wstart + static_cast<A>(iw) * bin.sub_w;
-          A h = bin.hstart + static_cast<A>(ih) * bin.sub_h;
-          if (!dpsroi_sample(&w, &h, g.W, g.H)) continue;
-          int idx[4];
-          A wt[4], dx, dy;
-          dpsroi_record(w, h, g.W, idx, wt, &dx, &dy);
-          if (dst)
-            for (int k = 0; k < 4; ++k) atomic_add(dst + idx[k], wt[k] * diff);
-          if (want_trans) {
-            const A v[4] = {to_acc(src[idx[0]]), to_acc(src[idx[1]]), to_acc(src[idx[2]]),
-                            to_acc(src[idx[3]])};
-            A gx, gy;
-            dpsroi_sample_grad(v, dx, dy, &gx, &gy);
-            sx += gx;
-            sy += gy;
-          }
-        }
-      }
-      if (want_trans) {
-        const A scale = static_cast<A>(g.trans_std) * diff;
-        atomic_add(grad_trans + bin.tix, sx * scale * bin.roi_w);
-        atomic_add(grad_trans + bin.tix + static_cast<int64_t>(g.part) * g.part,
-                   sy * scale * bin.roi_h);
-      }
+      dps_bin_backward(src, dst, g.W, g.H, g.samples, bin, diff, want_trans, &sx, &sy);
+      if (want_trans)
+        dps_trans_grad(grad_trans, bin.tix, static_cast<int64_t>(g.part) * g.part, bin,
+                       g.trans_std, diff, sx, sy);
     } else if (grad_data) {
-      const PSRoIBinCells bin = psroi_cells(roi.v, static_cast<A>(g.spatial_scale), ctop, ph, pw,
-                                            P, g.group, g.H, g.W);
+      const PSRoIBinCells bin = psroi_cells(q.roi.v, static_cast<A>(g.spatial_scale), q.at.ctop,
+                                            q.at.ph, q.at.pw, P, g.group, g.H, g.W);
       const int area = psroi_area(bin);
       if (area == 0) return;
-      A* dst = grad_data + (static_cast<int64_t>(b) * g.C + bin.c) * plane;
+      A* dst = grad_data + (static_cast<int64_t>(q.b) * g.C + bin.c) * plane;
       const A v = to_acc(grad_out[i]) / static_cast<A>(area);
       for (int y = bin.hs; y < bin.he; ++y)
         for (int x = bin.ws; x < bin.we; ++x)
@@ -745,12 +803,7 @@ void pool_backward(B& be, const dcn_pool_geom& g, const S* grad_out, const S* da
     gd = grad_data;
     gt = grad_trans;
   } else {
-    const int64_t need = pool_ws_bytes(g, DCN_F16);
-    if (!ws || ws_bytes < need) {
-      std::ostringstream os;
-      os << "workspace of " << ws_bytes << " bytes is too small (need " << need << ")";
-      throw Error(os.str());
-    }
+    check_ws(ws, ws_bytes, pool_ws_bytes(g, DCN_F16));
     uintptr_t p = (reinterpret_cast<uintptr_t>(ws) + 63) & ~static_cast<uintptr_t>(63);
     gd = grad_data ? reinterpret_cast<A*>(p) : nullptr;
     p += align64(data_n * 4);
@@ -881,31 +934,33 @@ int capi_pool_backward(B be, const dcn_pool_geom* g, int dtype, const void* grad
   });
 }
 
-inline int64_t capi_conv_workspace_bytes(const dcn_conv_geom* g, int dtype) {
+/*! \brief check(), then f(S()) for the storage type S of dtype: the workspace bytes f gives,
+ *  or -1 with the error (prefixed by what) in last_error() */
+template <typename C, typename F>
+int64_t capi_ws_bytes(const char* what, int dtype, const C& check, const F& f) {
   try {
-    check_conv_geom(g);
+    check();
     int64_t bytes = 0;
-    dispatch_dtype(dtype, [&](auto tag) {
-      typedef decltype(tag) S;
-      ConvWorkspace<typename Acc<S>::type> w;
-      bytes = conv_ws_layout<S>(*g, nullptr, &w);
-    });
+    dispatch_dtype(dtype, [&](auto tag) { bytes = f(tag); });
     return bytes;
   } catch (const std::exception& e) {
-    last_error() = std::string("deformable convolution workspace: ") + e.what();
+    last_error() = std::string(what) + ": " + e.what();
     return -1;
   }
 }
 
+inline int64_t capi_conv_workspace_bytes(const dcn_conv_geom* g, int dtype) {
+  return capi_ws_bytes("deformable convolution workspace", dtype, [&] { check_conv_geom(g); },
+                       [&](auto tag) {
+    typedef decltype(tag) S;
+    ConvWorkspace<typename Acc<S>::type> w;
+    return conv_ws_layout<S>(*g, nullptr, &w);
+  });
+}
+
 inline int64_t capi_pool_workspace_bytes(const dcn_pool_geom* g, int dtype) {
-  try {
-    check_pool_geom(g);
-    dispatch_dtype(dtype, [](auto) {});
-    return pool_ws_bytes(*g, dtype);
-  } catch (const std::exception& e) {
-    last_error() = std::string("PS RoI pooling workspace: ") + e.what();
-    return -1;
-  }
+  return capi_ws_bytes("PS RoI pooling workspace", dtype, [&] { check_pool_geom(g); },
+                       [&](auto) { return pool_ws_bytes(*g, dtype); });
 }
 
 }  // namespace gpu

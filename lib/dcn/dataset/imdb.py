@@ -102,25 +102,37 @@ class IMDB(object):
 
     def gt_roidb(self):
         """Ground-truth roidb (list of dicts), from the cache when it is up to date."""
-        cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.pkl')
-        sig = self._signature()
+        return self._cached_gt_db('roidb', self._annotation_sources(), self._load_checked_roidb,
+                                  'annotations')
+
+    def _load_checked_roidb(self):
+        roidb = self._load_gt_roidb()
+        if len(roidb) != self.num_images:
+            raise RuntimeError('%s: roidb has %d entries for %d images' % (self.name, len(roidb), self.num_images))
+        return roidb
+
+    def _cached_gt_db(self, kind, sources, build, changed, log=logger):
+        """The ground-truth database ``kind`` ('roidb', 'segdb') from the cache file
+        ``<cache_path>/<name>_gt_<kind>.pkl`` when the signature of ``sources`` it records is
+        up to date; else ``build()``, written to that file.  ``changed`` names the sources in
+        the message of a stale cache; ``log``: the logger of the messages."""
+        cache_file = os.path.join(self.cache_path, '%s_gt_%s.pkl' % (self.name, kind))
+        sig = self._signature(sources)
         if os.path.isfile(cache_file):
             try:
                 with open(cache_file, 'rb') as f:
                     cached = pickle.load(f)
                 if isinstance(cached, dict) and cached.get('signature') == sig:
-                    logger.info('%s gt roidb loaded from %s', self.name, cache_file)
-                    return cached['roidb']
-                logger.info('%s: annotations changed, rebuilding %s', self.name, cache_file)
+                    log.info('%s gt %s loaded from %s', self.name, kind, cache_file)
+                    return cached[kind]
+                log.info('%s: %s changed, rebuilding %s', self.name, changed, cache_file)
             except Exception as exc:  # corrupt/incompatible cache: rebuild it
-                logger.warning('%s: ignoring unreadable cache %s (%s)', self.name, cache_file, exc)
-        roidb = self._load_gt_roidb()
-        if len(roidb) != self.num_images:
-            raise RuntimeError('%s: roidb has %d entries for %d images' % (self.name, len(roidb), self.num_images))
-        atomic_write_bytes(cache_file, pickle.dumps({'signature': sig, 'roidb': roidb},
+                log.warning('%s: ignoring unreadable cache %s (%s)', self.name, cache_file, exc)
+        db = build()
+        atomic_write_bytes(cache_file, pickle.dumps({'signature': sig, kind: db},
                                                     protocol=pickle.HIGHEST_PROTOCOL))
-        logger.info('%s gt roidb written to %s', self.name, cache_file)
-        return roidb
+        log.info('%s gt %s written to %s', self.name, kind, cache_file)
+        return db
 
     @staticmethod
     def append_flipped_images(roidb):

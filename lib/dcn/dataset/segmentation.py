@@ -15,20 +15,17 @@ into the dataset.
 """
 import logging
 import os
-import pickle
 
 import numpy as np
 
 from dcn.evaluation.sem_seg import SemSegEvaluator
-from dcn.fileio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
 IGNORE_LABEL = 255
 
-__all__ = ['SegmentationIMDB', 'load_gt_segdb', 'make_segdb_entry', 'read_label', 'image_size',
-           'voc_palette',
-           'IGNORE_LABEL']
+__all__ = ['SegmentationIMDB', 'segmentation_imdb', 'load_gt_segdb', 'make_segdb_entry',
+           'read_label', 'image_size', 'voc_palette', 'IGNORE_LABEL']
 
 
 def make_segdb_entry(image, seg_cls_path, height, width, flipped=False):
@@ -111,23 +108,9 @@ class SegmentationIMDB(object):
 
     def gt_segdb(self):
         """Ground-truth segdb (list of dicts), from the cache when it is up to date."""
-        cache_file = os.path.join(self.cache_path, self.name + '_gt_segdb.pkl')
-        sig = self._signature(self._segdb_sources())
-        if os.path.isfile(cache_file):
-            try:
-                with open(cache_file, 'rb') as f:
-                    cached = pickle.load(f)
-                if isinstance(cached, dict) and cached.get('signature') == sig:
-                    logger.info('%s gt segdb loaded from %s', self.name, cache_file)
-                    return cached['segdb']
-                logger.info('%s: labels changed, rebuilding %s', self.name, cache_file)
-            except Exception as exc:  # corrupt/incompatible cache: rebuild it
-                logger.warning('%s: ignoring unreadable cache %s (%s)', self.name, cache_file, exc)
-        segdb = [self._load_segdb_entry(i) for i in self.image_set_index]
-        atomic_write_bytes(cache_file, pickle.dumps({'signature': sig, 'segdb': segdb},
-                                                    protocol=pickle.HIGHEST_PROTOCOL))
-        logger.info('%s gt segdb written to %s', self.name, cache_file)
-        return segdb
+        return self._cached_gt_db(
+            'segdb', self._segdb_sources(),
+            lambda: [self._load_segdb_entry(i) for i in self.image_set_index], 'labels', logger)
 
     @staticmethod
     def append_flipped_images_for_segmentation(segdb):
@@ -177,22 +160,29 @@ class SegmentationIMDB(object):
         return res
 
 
+def segmentation_imdb(cfg, image_set, result_path=None):
+    """The imdb of image set ``image_set`` of ``cfg.dataset``; it must have segmentation
+    labels and ``cfg.dataset.NUM_CLASSES`` classes."""
+    from . import get_imdb
+    imdb = get_imdb(cfg.dataset.dataset, image_set, cfg.dataset.root_path,
+                    cfg.dataset.dataset_path, result_path=result_path)
+    if not isinstance(imdb, SegmentationIMDB):
+        raise ValueError('dataset %s has no segmentation labels' % imdb.name)
+    if imdb.num_classes != cfg.dataset.NUM_CLASSES:
+        raise ValueError('dataset %s has %d classes but dataset.NUM_CLASSES is %d'
+                         % (imdb.name, imdb.num_classes, cfg.dataset.NUM_CLASSES))
+    return imdb
+
+
 def load_gt_segdb(cfg, image_set_str, flip=False, result_path=None):
     """Segdb of the '+'-combined image sets of ``cfg.dataset``; mirrored copies appended if
     ``flip``. Returns (list of imdbs, merged segdb)."""
-    from . import get_imdb
     sets = [s.strip() for s in str(image_set_str).split('+') if s.strip()]
     if not sets:
         raise ValueError('image_set %r names no image set' % (image_set_str,))
     imdbs, segdb = [], []
     for s in sets:
-        imdb = get_imdb(cfg.dataset.dataset, s, cfg.dataset.root_path, cfg.dataset.dataset_path,
-                        result_path=result_path)
-        if not isinstance(imdb, SegmentationIMDB):
-            raise ValueError('dataset %s has no segmentation labels' % imdb.name)
-        if imdb.num_classes != cfg.dataset.NUM_CLASSES:
-            raise ValueError('dataset %s has %d classes but dataset.NUM_CLASSES is %d'
-                             % (imdb.name, imdb.num_classes, cfg.dataset.NUM_CLASSES))
+        imdb = segmentation_imdb(cfg, s, result_path)
         part = imdb.gt_segdb()
         if flip:
             part = imdb.append_flipped_images_for_segmentation(part)

@@ -53,8 +53,7 @@ def test_segmentation(cfg, symbol_package, prefix, epoch, ctx=None, vis=False,
     the evaluator's dict (``mIoU``, ``IoU`` per class, pixel accuracy). ``vis``,
     ``ignore_cache`` and ``thresh`` (detection options) change nothing here."""
     from dcn.config import get_contexts
-    from dcn.dataset import get_imdb
-    from dcn.dataset.segmentation import SegmentationIMDB
+    from dcn.dataset.segmentation import segmentation_imdb
     from dcn.seg_data import get_segmentation_image
     from dcn.train import get_symbol_instance
 
@@ -63,13 +62,7 @@ def test_segmentation(cfg, symbol_package, prefix, epoch, ctx=None, vis=False,
     ctx = list(ctx) if ctx else get_contexts(cfg)[:1]
     sym_instance = get_symbol_instance(symbol_package, cfg)
     sym = sym_instance.get_symbol(cfg, is_train=False)
-    imdb = get_imdb(cfg.dataset.dataset, image_set, cfg.dataset.root_path,
-                    cfg.dataset.dataset_path, result_path=output_dir)
-    if not isinstance(imdb, SegmentationIMDB):
-        raise ValueError('dataset %s has no segmentation labels' % imdb.name)
-    if imdb.num_classes != cfg.dataset.NUM_CLASSES:
-        raise ValueError('dataset %s has %d classes but dataset.NUM_CLASSES is %d'
-                         % (imdb.name, imdb.num_classes, cfg.dataset.NUM_CLASSES))
+    imdb = segmentation_imdb(cfg, image_set, output_dir)
     segdb = imdb.gt_segdb()
     arg_params, aux_params = load_param(prefix, epoch, process=True)
     predictor = None

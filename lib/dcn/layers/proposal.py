@@ -25,8 +25,8 @@ from dcn.bbox import bbox_pred, clip_boxes, filter_boxes
 from dcn.rpn.assign_anchor import shifted_anchors
 from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
 
-__all__ = ['proposal_numpy', 'level_proposals', 'select_proposals', 'ProposalOperator',
-           'ProposalProp']
+__all__ = ['proposal_numpy', 'level_proposals', 'select_proposals', 'batch_proposals',
+           'ProposalOperator', 'ProposalProp']
 
 
 def level_proposals(cls_prob, bbox_deltas, im_info, feat_stride, scales, ratios, min_size):
@@ -110,23 +110,37 @@ def proposal_numpy(cls_prob, bbox_pred_map, im_info, feat_stride=16, scales=(8, 
                    ratios=(0.5, 1, 2), pre_nms_top_n=6000, post_nms_top_n=300,
                    nms_thresh=0.7, min_size=16, nms=None, random_pad=False):
     """Batched proposals: returns rois (N * post, 5) and scores (N * post, 1)."""
+    return batch_proposals(
+        proposal_single(cls_prob[b], bbox_pred_map[b], im_info[b], feat_stride, scales, ratios,
+                        pre_nms_top_n, post_nms_top_n, nms_thresh, min_size, nms, random_pad)
+        for b in range(cls_prob.shape[0]))
+
+
+def batch_proposals(per_image):
+    """The (boxes, scores) of each image of a batch, in order, stacked: rois (n, 5) rows
+    (batch index, x1, y1, x2, y2) and scores (n, 1), float32."""
     rois, all_scores = [], []
-    for b in range(cls_prob.shape[0]):
-        boxes, scores = proposal_single(cls_prob[b], bbox_pred_map[b], im_info[b], feat_stride,
-                                        scales, ratios, pre_nms_top_n, post_nms_top_n,
-                                        nms_thresh, min_size, nms, random_pad)
-        batch_col = np.full((boxes.shape[0], 1), b, dtype=np.float32)
-        rois.append(np.hstack((batch_col, boxes)))
+    for b, (boxes, scores) in enumerate(per_image):
+        rois.append(np.hstack((np.full((boxes.shape[0], 1), b, dtype=np.float32), boxes)))
         all_scores.append(scores[:, np.newaxis])
     return np.vstack(rois).astype(np.float32), np.vstack(all_scores).astype(np.float32)
 
 
-class ProposalOperator(mx.operator.CustomOp):
-    def __init__(self, feat_stride, scales, ratios, output_score, pre_nms_top_n,
-                 post_nms_top_n, threshold, min_size, random_pad=False):
-        super(ProposalOperator, self).__init__()
-        self._random_pad = random_pad
-        self._feat_stride = feat_stride
+def check_im_info(name, im_info, batch):
+    """``im_info`` must have one row per image of the batch."""
+    if im_info.shape[0] != batch:
+        raise ValueError('%s: im_info has %d rows for a batch of %d images'
+                         % (name, im_info.shape[0], batch))
+
+
+class BatchProposalOp(mx.operator.CustomOp):
+    """What ``proposal`` and ``pyramid_proposal`` share: ``forward`` writes the rois (and,
+    with ``self._output_score``, the scores) that ``self._proposals`` computes from the
+    inputs as numpy arrays; no gradient reaches the inputs."""
+
+    def __init__(self, scales, ratios, output_score, pre_nms_top_n, post_nms_top_n, threshold,
+                 min_size, random_pad):
+        super(BatchProposalOp, self).__init__()
         self._scales = scales
         self._ratios = ratios
         self._output_score = output_score
@@ -134,18 +148,11 @@ class ProposalOperator(mx.operator.CustomOp):
         self._post = post_nms_top_n
         self._threshold = threshold
         self._min_size = min_size
+        self._random_pad = random_pad
         self._nms = nms_function(threshold)
 
     def forward(self, is_train, req, in_data, out_data, aux):
-        cls_prob = in_data[0].asnumpy()
-        deltas = in_data[1].asnumpy()
-        im_info = in_data[2].asnumpy()
-        if im_info.shape[0] != cls_prob.shape[0]:
-            raise ValueError('proposal: im_info has %d rows for a batch of %d images'
-                             % (im_info.shape[0], cls_prob.shape[0]))
-        rois, scores = proposal_numpy(cls_prob, deltas, im_info, self._feat_stride, self._scales,
-                                      self._ratios, self._pre, self._post, self._threshold,
-                                      self._min_size, self._nms, self._random_pad)
+        rois, scores = self._proposals([x.asnumpy() for x in in_data])
         self.assign(out_data[0], req[0], rois)
         if self._output_score:
             self.assign(out_data[1], req[1], scores)
@@ -154,8 +161,40 @@ class ProposalOperator(mx.operator.CustomOp):
         zero_grads(self, req, in_grad)
 
 
+class BatchProposalProp(mx.operator.CustomOpProp):
+    """The outputs of ``proposal`` and ``pyramid_proposal``: ``output`` (N * post, 5) and,
+    with ``self._output_score``, ``score`` (N * post, 1); no backward dependency."""
+
+    def list_outputs(self):
+        return ['output', 'score'] if self._output_score else ['output']
+
+    def output_shapes(self, batch):
+        out = [(batch * self._post, 5)]
+        if self._output_score:
+            out.append((batch * self._post, 1))
+        return out
+
+    def declare_backward_dependency(self, out_grad, in_data, out_data):
+        return []
+
+
+class ProposalOperator(BatchProposalOp):
+    def __init__(self, feat_stride, scales, ratios, output_score, pre_nms_top_n,
+                 post_nms_top_n, threshold, min_size, random_pad=False):
+        super(ProposalOperator, self).__init__(scales, ratios, output_score, pre_nms_top_n,
+                                               post_nms_top_n, threshold, min_size, random_pad)
+        self._feat_stride = feat_stride
+
+    def _proposals(self, inputs):
+        cls_prob, deltas, im_info = inputs
+        check_im_info('proposal', im_info, cls_prob.shape[0])
+        return proposal_numpy(cls_prob, deltas, im_info, self._feat_stride, self._scales,
+                              self._ratios, self._pre, self._post, self._threshold,
+                              self._min_size, self._nms, self._random_pad)
+
+
 @mx.operator.register('proposal')
-class ProposalProp(mx.operator.CustomOpProp):
+class ProposalProp(BatchProposalProp):
     def __init__(self, feat_stride='16', scales='(8, 16, 32)', ratios='(0.5, 1, 2)',
                  output_score='False', rpn_pre_nms_top_n='6000', rpn_post_nms_top_n='300',
                  threshold='0.3', rpn_min_size='16', random_pad='False'):
@@ -189,23 +228,14 @@ class ProposalProp(mx.operator.CustomOpProp):
     def list_arguments(self):
         return ['cls_prob', 'bbox_pred', 'im_info']
 
-    def list_outputs(self):
-        return ['output', 'score'] if self._output_score else ['output']
-
     def infer_shape(self, in_shape):
         check_error(self)
         cls_shape, bbox_shape, im_info_shape = in_shape
         batch = cls_shape[0]
-        out = [(batch * self._post, 5)]
-        if self._output_score:
-            out.append((batch * self._post, 1))
-        return [cls_shape, bbox_shape, (batch, 3)], out, []
+        return [cls_shape, bbox_shape, (batch, 3)], self.output_shapes(batch), []
 
     def create_operator(self, ctx, shapes, dtypes):
         check_error(self)
         return ProposalOperator(self._feat_stride, self._scales, self._ratios, self._output_score,
                                 self._pre, self._post, self._threshold, self._min_size,
                                 self._random_pad)
-
-    def declare_backward_dependency(self, out_grad, in_data, out_data):
-        return []

@@ -20,8 +20,9 @@ original (``random_pad='False'``: repeated cyclically instead).
 import mxnet as mx
 import numpy as np
 
-from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats, zero_grads
-from dcn.layers.proposal import level_proposals, select_proposals
+from dcn.layers._common import check_error, nms_function, parse_bool, parse_floats
+from dcn.layers.proposal import (BatchProposalOp, BatchProposalProp, batch_proposals,
+                                 check_im_info, level_proposals, select_proposals)
 
 __all__ = ['pyramid_proposal_numpy', 'PyramidProposalOperator', 'PyramidProposalProp']
 
@@ -38,56 +39,39 @@ def pyramid_proposal_numpy(cls_probs, bbox_preds, im_info, feat_strides=(4, 8, 1
                          % (len(feat_strides), len(cls_probs), len(bbox_preds)))
     if nms is None:
         nms = nms_function(nms_thresh)
-    rois, all_scores = [], []
-    for b in range(cls_probs[0].shape[0]):
+
+    def image(b):
         boxes, scores = [], []
         for prob, deltas, stride in zip(cls_probs, bbox_preds, feat_strides):
             p, s = level_proposals(prob[b], deltas[b], im_info[b], stride, scales, ratios,
                                    min_size)
             boxes.append(p)
             scores.append(s.astype(np.float32, copy=False))
-        boxes, scores = select_proposals(np.vstack(boxes), np.concatenate(scores), im_info[b],
-                                         pre_nms_top_n, post_nms_top_n, nms, random_pad)
-        rois.append(np.hstack((np.full((boxes.shape[0], 1), b, np.float32), boxes)))
-        all_scores.append(scores[:, np.newaxis])
-    return np.vstack(rois).astype(np.float32), np.vstack(all_scores).astype(np.float32)
+        return select_proposals(np.vstack(boxes), np.concatenate(scores), im_info[b],
+                                pre_nms_top_n, post_nms_top_n, nms, random_pad)
+
+    return batch_proposals(image(b) for b in range(cls_probs[0].shape[0]))
 
 
-class PyramidProposalOperator(mx.operator.CustomOp):
+class PyramidProposalOperator(BatchProposalOp):
     def __init__(self, feat_strides, scales, ratios, output_score, pre_nms_top_n,
                  post_nms_top_n, threshold, min_size, random_pad):
-        super(PyramidProposalOperator, self).__init__()
+        super(PyramidProposalOperator, self).__init__(scales, ratios, output_score,
+                                                      pre_nms_top_n, post_nms_top_n, threshold,
+                                                      min_size, random_pad)
         self._strides = feat_strides
-        self._scales = scales
-        self._ratios = ratios
-        self._output_score = output_score
-        self._pre = pre_nms_top_n
-        self._post = post_nms_top_n
-        self._min_size = min_size
-        self._random_pad = random_pad
-        self._nms = nms_function(threshold)
 
-    def forward(self, is_train, req, in_data, out_data, aux):
+    def _proposals(self, inputs):
         n = len(self._strides)
-        probs = [x.asnumpy() for x in in_data[:n]]
-        deltas = [x.asnumpy() for x in in_data[n:2 * n]]
-        im_info = in_data[2 * n].asnumpy()
-        if im_info.shape[0] != probs[0].shape[0]:
-            raise ValueError('pyramid_proposal: im_info has %d rows for a batch of %d images'
-                             % (im_info.shape[0], probs[0].shape[0]))
-        rois, scores = pyramid_proposal_numpy(probs, deltas, im_info, self._strides,
-                                              self._scales, self._ratios, self._pre, self._post,
-                                              None, self._min_size, self._nms, self._random_pad)
-        self.assign(out_data[0], req[0], rois)
-        if self._output_score:
-            self.assign(out_data[1], req[1], scores)
-
-    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
-        zero_grads(self, req, in_grad)
+        probs, deltas, im_info = inputs[:n], inputs[n:2 * n], inputs[2 * n]
+        check_im_info('pyramid_proposal', im_info, probs[0].shape[0])
+        return pyramid_proposal_numpy(probs, deltas, im_info, self._strides, self._scales,
+                                      self._ratios, self._pre, self._post, None, self._min_size,
+                                      self._nms, self._random_pad)
 
 
 @mx.operator.register('pyramid_proposal')
-class PyramidProposalProp(mx.operator.CustomOpProp):
+class PyramidProposalProp(BatchProposalProp):
     def __init__(self, feat_stride='(4, 8, 16, 32, 64)', scales='(8)', ratios='(0.5, 1, 2)',
                  output_score='False', rpn_pre_nms_top_n='12000', rpn_post_nms_top_n='2000',
                  threshold='0.7', rpn_min_size='0', random_pad='True'):
@@ -119,22 +103,13 @@ class PyramidProposalProp(mx.operator.CustomOpProp):
         return (['rpn_cls_prob_stride%d' % s for s in self._strides] +
                 ['rpn_bbox_pred_stride%d' % s for s in self._strides] + ['im_info'])
 
-    def list_outputs(self):
-        return ['output', 'score'] if self._output_score else ['output']
-
     def infer_shape(self, in_shape):
         check_error(self)
         batch = in_shape[0][0]
-        out = [(batch * self._post, 5)]
-        if self._output_score:
-            out.append((batch * self._post, 1))
-        return list(in_shape[:-1]) + [(batch, 3)], out, []
+        return list(in_shape[:-1]) + [(batch, 3)], self.output_shapes(batch), []
 
     def create_operator(self, ctx, shapes, dtypes):
         check_error(self)
         return PyramidProposalOperator(self._strides, self._scales, self._ratios,
                                        self._output_score, self._pre, self._post,
                                        self._threshold, self._min_size, self._random_pad)
-
-    def declare_backward_dependency(self, out_grad, in_data, out_data):
-        return []

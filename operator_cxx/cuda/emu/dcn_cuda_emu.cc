@@ -14,9 +14,12 @@
 #include "../dcn_cuda_fpn.h"
 #include "../dcn_cuda_impl.h"
 
+namespace dcn {
+namespace gpu {
 namespace {
 
 struct EmuBackend {
+  explicit EmuBackend(void* /*stream*/ = nullptr) {}
   template <class F>
   void launch(const F& f, int64_t n) {
     for (int64_t i = 0; i < n; ++i) f(i);
@@ -31,7 +34,7 @@ struct EmuBackend {
   void gemm(bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda, int64_t sA,
             const T* B, int ldb, int64_t sB, T beta, T* C, int ldc, int64_t sC, int batch) {
     if ((ta ? lda < k : lda < m) || (tb ? ldb < n : ldb < k) || ldc < m)
-      throw dcn::gpu::Error("gemm: leading dimension too small");
+      throw Error("gemm: leading dimension too small");
     for (int q = 0; q < batch; ++q) {
       const T* a = A + q * sA;
       const T* b = B + q * sB;
@@ -54,65 +57,18 @@ struct EmuBackend {
 
 }  // namespace
 
+/*! \brief the back end of the C entry points (dcn_cuda_entries.h) */
+typedef EmuBackend EntryBackend;
+
+}  // namespace gpu
+}  // namespace dcn
+
+#define DCN_CUDA_ENTRIES_CONV
+#define DCN_CUDA_ENTRIES_POOL
+#define DCN_CUDA_ENTRIES_FPN
+#include "../dcn_cuda_entries.h"
+
 extern "C" {
-
-int64_t dcn_cuda_conv_workspace_bytes(const dcn_conv_geom* g, int dtype) {
-  return dcn::gpu::capi_conv_workspace_bytes(g, dtype);
-}
-
-int dcn_cuda_conv_forward(const dcn_conv_geom* g, int dtype, const void* data, const void* offset,
-                          const void* mask, const void* weight, const void* bias, void* out,
-                          void* ws, int64_t ws_bytes, void* stream) {
-  return dcn::gpu::capi_conv_forward(EmuBackend(), g, dtype, data, offset, mask, weight, bias,
-                                     out, ws, ws_bytes);
-}
-
-int dcn_cuda_conv_backward(const dcn_conv_geom* g, int dtype, const void* grad_out,
-                           const void* data, const void* offset, const void* mask,
-                           const void* weight, void* grad_data, void* grad_offset,
-                           void* grad_mask, void* grad_weight, void* grad_bias, void* ws,
-                           int64_t ws_bytes, void* stream) {
-  return dcn::gpu::capi_conv_backward(EmuBackend(), g, dtype, grad_out, data, offset, mask,
-                                      weight, grad_data, grad_offset, grad_mask, grad_weight,
-                                      grad_bias, ws, ws_bytes);
-}
-
-int dcn_cuda_pool_forward(const dcn_pool_geom* g, int dtype, const void* data, const void* rois,
-                          const void* trans, void* out, void* top_count, void* stream) {
-  return dcn::gpu::capi_pool_forward(EmuBackend(), g, dtype, data, rois, trans, out, top_count);
-}
-
-int64_t dcn_cuda_pool_workspace_bytes(const dcn_pool_geom* g, int dtype) {
-  return dcn::gpu::capi_pool_workspace_bytes(g, dtype);
-}
-
-int dcn_cuda_pool_backward(const dcn_pool_geom* g, int dtype, const void* grad_out,
-                           const void* data, const void* rois, const void* trans,
-                           const void* top_count, void* grad_data, void* grad_trans, void* ws,
-                           int64_t ws_bytes, void* stream) {
-  return dcn::gpu::capi_pool_backward(EmuBackend(), g, dtype, grad_out, data, rois, trans,
-                                      top_count, grad_data, grad_trans, ws, ws_bytes);
-}
-
-int64_t dcn_cuda_fpn_workspace_bytes(const dcn_fpn_geom* g, int dtype, int backward) {
-  return dcn::gpu::capi_fpn_workspace_bytes(g, dtype, backward);
-}
-
-int dcn_cuda_fpn_forward(const dcn_fpn_geom* g, int dtype, const void* const* data,
-                         const void* const* weight, const void* const* bias, const void* rois,
-                         void* out, void* ws, int64_t ws_bytes, void* stream) {
-  return dcn::gpu::capi_fpn_forward(EmuBackend(), g, dtype, data, weight, bias, rois, out, ws,
-                                    ws_bytes);
-}
-
-int dcn_cuda_fpn_backward(const dcn_fpn_geom* g, int dtype, const void* grad_out,
-                          const void* const* data, const void* const* weight,
-                          const void* const* bias, const void* rois, void* const* grad_data,
-                          void* const* grad_weight, void* const* grad_bias, void* ws,
-                          int64_t ws_bytes, void* stream) {
-  return dcn::gpu::capi_fpn_backward(EmuBackend(), g, dtype, grad_out, data, weight, bias, rois,
-                                     grad_data, grad_weight, grad_bias, ws, ws_bytes);
-}
 
 int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
   if (bytes > 0) memset(ptr, 0, static_cast<size_t>(bytes));
@@ -120,7 +76,7 @@ int dcn_cuda_zero(void* ptr, int64_t bytes, void* stream) {
 }
 
 int dcn_cuda_copy_to_host(void* host_dst, const void* device_src, int64_t bytes, void* stream) {
-  EmuBackend().copy_to_host(host_dst, device_src, bytes);
+  dcn::gpu::EntryBackend().copy_to_host(host_dst, device_src, bytes);
   return 0;
 }
 

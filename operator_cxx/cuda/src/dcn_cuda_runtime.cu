@@ -109,34 +109,49 @@ void gemm_status(int st) {
   if (st != 0) throw Error("cuBLAS GEMM failed with status " + std::to_string(st));
 }
 
+/*! \brief the cuBLAS GEMMs of element type T (one, strided batched); TF32 math for float */
+template <typename T>
+struct GemmOf;
+template <>
+struct GemmOf<float> {
+  static constexpr bool fp32 = true;
+  static SgemmFn one(const Cublas& lib) { return lib.sgemm; }
+  static SgemmBatchedFn batched(const Cublas& lib) { return lib.sgemm_batched; }
+};
+template <>
+struct GemmOf<double> {
+  static constexpr bool fp32 = false;
+  static DgemmFn one(const Cublas& lib) { return lib.dgemm; }
+  static DgemmBatchedFn batched(const Cublas& lib) { return lib.dgemm_batched; }
+};
+
+template <typename T>
+void gemm_any(cudaStream_t s, bool ta, bool tb, int m, int n, int k, T alpha, const T* A, int lda,
+              int64_t sA, const T* B, int ldb, int64_t sB, T beta, T* C, int ldc, int64_t sC,
+              int batch) {
+  if (m <= 0 || n <= 0 || batch <= 0) return;
+  const Cublas& lib = cublas();
+  Handle h = handle_for(s, GemmOf<T>::fp32);
+  if (batch == 1)
+    gemm_status(GemmOf<T>::one(lib)(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha, A,
+                                    lda, B, ldb, &beta, C, ldc));
+  else
+    gemm_status(GemmOf<T>::batched(lib)(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha,
+                                        A, lda, sA, B, ldb, sB, &beta, C, ldc, sC, batch));
+}
+
 }  // namespace
 
 void cublas_gemm(cudaStream_t s, bool ta, bool tb, int m, int n, int k, float alpha,
                  const float* A, int lda, int64_t sA, const float* B, int ldb, int64_t sB,
                  float beta, float* C, int ldc, int64_t sC, int batch) {
-  if (m <= 0 || n <= 0 || batch <= 0) return;
-  const Cublas& lib = cublas();
-  Handle h = handle_for(s, true);
-  if (batch == 1)
-    gemm_status(lib.sgemm(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha, A, lda, B, ldb,
-                          &beta, C, ldc));
-  else
-    gemm_status(lib.sgemm_batched(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha, A, lda,
-                                  sA, B, ldb, sB, &beta, C, ldc, sC, batch));
+  gemm_any(s, ta, tb, m, n, k, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
 }
 
 void cublas_gemm(cudaStream_t s, bool ta, bool tb, int m, int n, int k, double alpha,
                  const double* A, int lda, int64_t sA, const double* B, int ldb, int64_t sB,
                  double beta, double* C, int ldc, int64_t sC, int batch) {
-  if (m <= 0 || n <= 0 || batch <= 0) return;
-  const Cublas& lib = cublas();
-  Handle h = handle_for(s, false);
-  if (batch == 1)
-    gemm_status(lib.dgemm(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha, A, lda, B, ldb,
-                          &beta, C, ldc));
-  else
-    gemm_status(lib.dgemm_batched(h, ta ? kOpT : kOpN, tb ? kOpT : kOpN, m, n, k, &alpha, A, lda,
-                                  sA, B, ldb, sB, &beta, C, ldc, sC, batch));
+  gemm_any(s, ta, tb, m, n, k, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);
 }
 
 /* ---- NMS: IoU bitmask on the GPU, greedy reduction on the host ----------- */

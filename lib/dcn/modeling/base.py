@@ -82,6 +82,27 @@ class Model(object):
                                                  **self.backbone_options())
 
     def get_symbol(self, cfg, is_train=False):
+        """The training or test graph (inputs and outputs named by ``names``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ training pieces
+    # what dcn.train.train_net asks the model for; the loop itself is the engine's
+    def load_train_db(self, cfg, image_set):
+        """The training records of ``image_set`` (e.g. a roidb or a segdb)."""
+        raise NotImplementedError
+
+    def build_train_loader(self, sym, records, cfg, batch_size, ctx, seed):
+        """The task's training data iterator (``provide_data`` / ``provide_label`` named by
+        ``names``, ``iters_per_epoch``, ``set_epoch(seed, epoch)``, ``close()``)."""
+        raise NotImplementedError
+
+    def train_metrics(self, cfg):
+        """The ``mx.metric.EvalMetric`` of the training outputs."""
+        raise NotImplementedError
+
+    def max_train_shapes(self, cfg, loader, batch_size):
+        """(data shapes, label shapes) of the largest training batch (the module is bound
+        to them once)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shapes
@@ -171,11 +192,7 @@ class Model(object):
         pretrained = str(cfg.network.get('pretrained', '') or '')
         rng = np.random.RandomState(seed if seed is not None else cfg.TRAIN.get('seed', 0))
         missing, created = [], []
-        for name, shape in sorted(arg_shapes.items()):
-            shape = tuple(shape)
-            if name in arg_params:
-                _check_shape('arg_params', name, arg_params[name], shape)
-                continue
+        for name, shape in _missing('arg_params', arg_params, arg_shapes):
             layer, kind = layer_of(name)
             if self._is_head_layer(layer):
                 value = self._head_value(layer, kind, shape, pretrained, rng)
@@ -192,11 +209,7 @@ class Model(object):
                 raise ValueError('no initialisation rule for parameter %r' % name)
             arg_params[name] = value if isinstance(value, mx.nd.NDArray) else mx.nd.array(value)
             created.append(name)
-        for name, shape in sorted(aux_shapes.items()):
-            shape = tuple(shape)
-            if name in aux_params:
-                _check_shape('aux_params', name, aux_params[name], shape)
-                continue
+        for name, shape in _missing('aux_params', aux_params, aux_shapes):
             _, kind = layer_of(name)
             if pretrained:
                 missing.append(name)
@@ -218,8 +231,15 @@ class Model(object):
         return arg_params, aux_params
 
 
-def _check_shape(what, name, value, shape):
-    have = tuple(value.shape)
-    if have != shape:
-        raise ValueError('%s[%r] has shape %s, the network expects %s' % (what, name, have,
-                                                                        shape))
+def _missing(what, params, shapes):
+    """(name, shape) of the entries of ``shapes`` absent from ``params``, in sorted order;
+    a present entry must have its shape (a ValueError naming it otherwise)."""
+    for name, shape in sorted(shapes.items()):
+        shape = tuple(shape)
+        if name not in params:
+            yield name, shape
+            continue
+        have = tuple(params[name].shape)
+        if have != shape:
+            raise ValueError('%s[%r] has shape %s, the network expects %s'
+                             % (what, name, have, shape))

@@ -16,6 +16,7 @@ import copy
 import types
 
 import mxnet as mx
+import numpy as np
 
 from dcn.symbols import heads
 
@@ -126,11 +127,44 @@ class TwoStageDetector(Model):
         """[(score layer, stride)]: the maps the anchor targets are laid on."""
         return self.build_proposal_generator().anchor_levels(self.output_spec(cfg), cfg)
 
+    # ------------------------------------------------------------------ training pieces
+    def load_train_db(self, cfg, image_set):
+        """The training roidb of ``image_set`` ('+'-combined), flipped copies appended with
+        ``TRAIN.FLIP``, images without usable boxes filtered out."""
+        from dcn.dataset import filter_roidb, load_gt_roidb
+        _, roidb = load_gt_roidb(cfg, image_set, flip=cfg.TRAIN.FLIP)
+        return filter_roidb(roidb)
+
     def build_train_loader(self, sym, roidb, cfg, batch_size, ctx, seed):
         """The training data loader of the task (inputs ``names.train_data``, labels
         ``names.train_labels``): anchor targets on the single level of the RPN."""
         return self.anchor_loader(sym, roidb, cfg, batch_size, ctx, seed,
                                   data_names=self.names.train_data)
+
+    def train_metrics(self, cfg):
+        """The detection metrics of the outputs of ``names`` (:func:`dcn.metric.
+        get_train_metrics`)."""
+        from dcn.metric import get_train_metrics
+        return get_train_metrics(cfg, self.names)
+
+    def max_train_shapes(self, cfg, loader, batch_size):
+        """(data shapes, label shapes) of the largest training batch: the largest of
+        ``SCALES`` (rounded up to ``network.IMAGE_STRIDE``), 100 gt boxes, the loader's
+        labels for that size."""
+        from dcn.config import get_scales
+        scales = get_scales(cfg)
+        max_h = max(s[0] for s in scales)
+        max_w = max(s[1] for s in scales)
+        stride = int(cfg.network.IMAGE_STRIDE)
+        if stride > 0:
+            max_h = int(np.ceil(max_h / float(stride)) * stride)
+            max_w = int(np.ceil(max_w / float(stride)) * stride)
+        max_data = [('data', (batch_size, 3, max_h, max_w)),
+                    ('im_info', (batch_size, 3)), ('gt_boxes', (batch_size, 100, 5))]
+        per_dev = batch_size // len(loader.ctx)
+        _, label = loader.infer_shape([('data', (per_dev, 3, max_h, max_w))])
+        label = [(k, (batch_size,) + tuple(s[1:])) for k, s in label]
+        return max_data, label
 
     def anchor_loader(self, sym, roidb, cfg, batch_size, ctx, seed, data_names):
         """AnchorLoader on the single anchor level of the RPN, providing ``data_names``."""

@@ -158,7 +158,8 @@ def train_net(cfg, symbol_package, cfg_name=None, ctx=None, frequent=None, logge
     :param cfg: loaded configuration (``dcn.config.load_config``)
     :param symbol_package: the family package ('rfcn', 'faster_rcnn', 'fpn', 'deeplab')
     :param ctx: list of contexts (default: ``cfg.gpus``, CPU when empty)
-    :param roidb: training roidb (default: ``cfg.dataset.image_set`` with flipping, filtered)
+    :param roidb: training records (default: the model's ``load_train_db(cfg,
+        cfg.dataset.image_set)``, e.g. the filtered roidb with flipped copies)
     :param kvstore: kvstore name or ``mx.kvstore.KVStore`` (default ``default.kvstore``)
     :param rank, num_workers: worker index/count for distributed training (default: from a
         ``dist_*`` kvstore; the roidb is sharded with :func:`shard_roidb`)

@@ -84,6 +84,36 @@ def test_divergence_stops_and_keeps_checkpoints(tmp_path):
     assert open(prefix + '-0001.params', 'rb').read() == good
 
 
+def test_train_net_runs_the_engine_hooks_then_the_given_ones(tmp_path):
+    from dcn.engine.hooks import (Checkpoint, DivergenceStop, EvalHook, LRSchedule,
+                                  MetricLogger, TrainingState)
+    from dcn.train import get_symbol_instance, training_hooks
+    cfg = _cfg(tmp_path)
+    model = get_symbol_instance('rfcn', cfg)
+    kinds = [LRSchedule, MetricLogger, DivergenceStop, TrainingState, Checkpoint]
+    hooks = training_hooks(cfg, model, str(tmp_path / 'p'), 0, 4, 1, 1)
+    assert [type(h) for h in hooks] == kinds
+    assert hooks[-1].save is not None and hooks[3].save
+    # the box layers of the model's RoI head are the ones un-normalised and kept exact
+    assert hooks[3].bbox_layers == model.bbox_layers == (('rfcn_bbox', 49),)
+    # other ranks keep the state in step but write nothing
+    hooks = training_hooks(cfg, model, str(tmp_path / 'p'), 0, 4, 1, 1, rank=1)
+    assert [type(h) for h in hooks] == kinds[:-1] and not hooks[3].save
+
+    seen = []
+
+    def evaluate(trainer):
+        seen.append((trainer.epoch, os.path.isfile('%s-%04d.params'
+                                                   % (prefix_of(trainer), trainer.epoch + 1))))
+        return {'ok': 1}
+
+    def prefix_of(trainer):
+        return [h for h in trainer.hooks if isinstance(h, Checkpoint)][0].prefix
+    ev = EvalHook(evaluate)
+    prefix, epoch = train_net(cfg, 'rfcn', 'mini', roidb=_roidb(cfg, 1), hooks=[ev])
+    assert seen == [(0, True)] and ev.results == [(1, {'ok': 1})]
+
+
 def test_missing_pretrained_says_where(tmp_path):
     cfg = update_config(_cfg(tmp_path), {'network': {'pretrained': str(tmp_path / 'resnet')}})
     with pytest.raises(FileNotFoundError, match='resnet-0000.params'):

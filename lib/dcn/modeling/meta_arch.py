@@ -13,24 +13,21 @@ engine: ``names`` (the name table), ``bbox_layers``, ``anchor_levels(cfg)``,
 ``build_train_loader(...)``.
 """
 import copy
-import logging
 import types
 
 import mxnet as mx
 import numpy as np
 
 from dcn.symbols import heads
-from dcn.symbols.resnet import RESNET_V1_101
 
 from . import backbone as _backbone  # noqa: F401  (registers the parts)
 from . import proposal_generator as _proposal  # noqa: F401
 from . import roi_heads as _roi_heads  # noqa: F401
+from .base import Model
 from .names import DETECTION, RCNN_ONLY, RPN_ONLY, output_name
-from .registry import BACKBONES, PROPOSAL_GENERATORS, ROI_HEADS
+from .registry import PROPOSAL_GENERATORS, ROI_HEADS
 
 __all__ = ['TwoStageDetector', 'Detector', 'RFCN', 'FasterRCNN', 'sym_ops', 'builtin_sym_ops']
-
-logger = logging.getLogger(__name__)
 
 _OP_NAMES = ('DeformableConvolution', 'ModulatedDeformableConvolution',
              'DeformablePSROIPooling', 'PSROIPooling')
@@ -76,13 +73,6 @@ _ZERO_LAYERS = ('rfcn_cls_offset_t', 'rfcn_bbox_offset_t', 'offset')
 _HIDDEN_HEAD_LAYERS = ('conv_new_1', 'fc_new_1', 'fc_new_2')
 
 
-def _layer_of(name):
-    for suffix in ('_weight', '_bias', '_gamma', '_beta', '_moving_mean', '_moving_var'):
-        if name.endswith(suffix):
-            return name[:-len(suffix)], suffix[1:]
-    return name, ''
-
-
 def _with_rpn(cfg):
     """Copy of ``cfg`` with TEST.HAS_RPN set (all parameters, RPN included)."""
     cfg = copy.deepcopy(cfg)
@@ -90,7 +80,7 @@ def _with_rpn(cfg):
     return cfg
 
 
-class TwoStageDetector(object):
+class TwoStageDetector(Model):
     """Backbone + proposal generator + RoI head, each taken from its registry by name.
 
     Class attributes a network module sets: ``backbone`` (the backbone's spec, here a
@@ -100,13 +90,10 @@ class TwoStageDetector(object):
     """
 
     names = DETECTION
-    backbone_name = 'resnet_v1'
     proposal_generator = 'rpn'
     roi_head = None
     rpn_in_feature = 'res4'
     roi_in_feature = 'res5'
-    backbone = RESNET_V1_101
-    deformable = False
     rpn_hidden = 512
     #: initialisation of the head layers (see init_weight): normal std per layer, layers
     #: starting at zero, hidden layers getting He initialisation from scratch
@@ -114,24 +101,10 @@ class TwoStageDetector(object):
     zero_layers = _ZERO_LAYERS
     hidden_head_layers = _HIDDEN_HEAD_LAYERS
 
-    def __init__(self):
-        self.sym = None
-        self.arg_shape_dict = None
-        self.out_shape_dict = None
-        self.aux_shape_dict = None
-
     # ------------------------------------------------------------------ parts
-    def backbone_options(self):
-        return {'spec': self.backbone, 'deformable': self.deformable}
-
     def head_options(self):
         """Keyword arguments of the RoI head (its widths)."""
         return {}
-
-    def build_backbone(self, data, cfg, is_train, ops):
-        """(features, output spec) of the registered backbone ``backbone_name``."""
-        return BACKBONES.get(self.backbone_name)(data, cfg, is_train, ops,
-                                                 **self.backbone_options())
 
     def build_proposal_generator(self):
         return PROPOSAL_GENERATORS.get(self.proposal_generator)(
@@ -154,11 +127,44 @@ class TwoStageDetector(object):
         """[(score layer, stride)]: the maps the anchor targets are laid on."""
         return self.build_proposal_generator().anchor_levels(self.output_spec(cfg), cfg)
 
+    # ------------------------------------------------------------------ training pieces
+    def load_train_db(self, cfg, image_set):
+        """The training roidb of ``image_set`` ('+'-combined), flipped copies appended with
+        ``TRAIN.FLIP``, images without usable boxes filtered out."""
+        from dcn.dataset import filter_roidb, load_gt_roidb
+        _, roidb = load_gt_roidb(cfg, image_set, flip=cfg.TRAIN.FLIP)
+        return filter_roidb(roidb)
+
     def build_train_loader(self, sym, roidb, cfg, batch_size, ctx, seed):
         """The training data loader of the task (inputs ``names.train_data``, labels
         ``names.train_labels``): anchor targets on the single level of the RPN."""
         return self.anchor_loader(sym, roidb, cfg, batch_size, ctx, seed,
                                   data_names=self.names.train_data)
+
+    def train_metrics(self, cfg):
+        """The detection metrics of the outputs of ``names`` (:func:`dcn.metric.
+        get_train_metrics`)."""
+        from dcn.metric import get_train_metrics
+        return get_train_metrics(cfg, self.names)
+
+    def max_train_shapes(self, cfg, loader, batch_size):
+        """(data shapes, label shapes) of the largest training batch: the largest of
+        ``SCALES`` (rounded up to ``network.IMAGE_STRIDE``), 100 gt boxes, the loader's
+        labels for that size."""
+        from dcn.config import get_scales
+        scales = get_scales(cfg)
+        max_h = max(s[0] for s in scales)
+        max_w = max(s[1] for s in scales)
+        stride = int(cfg.network.IMAGE_STRIDE)
+        if stride > 0:
+            max_h = int(np.ceil(max_h / float(stride)) * stride)
+            max_w = int(np.ceil(max_w / float(stride)) * stride)
+        max_data = [('data', (batch_size, 3, max_h, max_w)),
+                    ('im_info', (batch_size, 3)), ('gt_boxes', (batch_size, 100, 5))]
+        per_dev = batch_size // len(loader.ctx)
+        _, label = loader.infer_shape([('data', (per_dev, 3, max_h, max_w))])
+        label = [(k, (batch_size,) + tuple(s[1:])) for k, s in label]
+        return max_data, label
 
     def anchor_loader(self, sym, roidb, cfg, batch_size, ctx, seed, data_names):
         """AnchorLoader on the single anchor level of the RPN, providing ``data_names``."""
@@ -291,128 +297,14 @@ class TwoStageDetector(object):
         return self.sym
 
     # ------------------------------------------------------------------ shapes
-    def param_shapes(self, cfg, data_shape=None):
-        """(arg shape dict, aux shape dict) of the learned parameters, from infer_shape on
-        the test symbol (parameter shapes do not depend on the input size). Leaves the
-        symbol built last by get_symbol (``self.sym``) untouched."""
-        if not cfg.TEST.HAS_RPN:
-            cfg = _with_rpn(cfg)
-        saved = self.sym
-        try:
-            sym = self.get_symbol(cfg, is_train=False)
-        finally:
-            self.sym = saved
+    def param_symbol_cfg(self, cfg):
+        """The test graph with the RPN (TEST.HAS_RPN set): it holds every parameter."""
+        return cfg if cfg.TEST.HAS_RPN else _with_rpn(cfg)
+
+    def param_input_shapes(self, cfg, data_shape):
         if data_shape is None:
             data_shape = (cfg.TEST.BATCH_IMAGES, 3, 224, 224)
-        arg_shapes, _, aux_shapes = sym.infer_shape(data=tuple(data_shape),
-                                                    im_info=(data_shape[0], 3))
-        if arg_shapes is None:
-            raise RuntimeError('%s: could not infer parameter shapes' % type(self).__name__)
-        args = dict(zip(sym.list_arguments(), arg_shapes))
-        for n in self.names.test_data:
-            args.pop(n, None)
-        aux = dict(zip(sym.list_auxiliary_states(), aux_shapes))
-        return args, aux
-
-    def infer_shape(self, data_shape_dict):
-        """Infer shapes of the last built symbol; fills arg/out/aux shape dicts."""
-        if self.sym is None:
-            raise RuntimeError('call get_symbol before infer_shape')
-        arg_shapes, out_shapes, aux_shapes = self.sym.infer_shape(**data_shape_dict)
-        self.arg_shape_dict = dict(zip(self.sym.list_arguments(), arg_shapes))
-        self.out_shape_dict = dict(zip(self.sym.list_outputs(), out_shapes))
-        self.aux_shape_dict = dict(zip(self.sym.list_auxiliary_states(), aux_shapes))
-        return self.arg_shape_dict, self.out_shape_dict, self.aux_shape_dict
-
-    # ------------------------------------------------------------------ parameters
-    def get_fixed_params(self, cfg):
-        """Learned argument names containing any of ``network.FIXED_PARAMS``."""
-        prefixes = list(cfg.network.FIXED_PARAMS)
-        args, _ = self.param_shapes(cfg)
-        return [n for n in sorted(args) if any(p in n for p in prefixes)]
-
-    def _is_head_layer(self, layer):
-        return layer in self.head_std or layer in self.zero_layers or layer.endswith('_offset')
-
-    def init_weight(self, cfg, arg_params, aux_params, seed=None):
-        """Initialise, in place, every parameter missing from ``arg_params``/``aux_params``.
-
-        Head layers as the original: layers with offsets zero; RPN, R-FCN and fc layers
-        normal(0, 0.01); biases zero. From scratch (``network.pretrained``
-        empty) the hidden head layers ``conv_new_1`` / ``fc_new_1`` / ``fc_new_2`` get He
-        initialisation instead. Backbone parameters are
-        initialised from scratch (MSRA convolutions, BN gamma 1 / beta 0, moving mean 0 /
-        var 1) only when ``network.pretrained`` is empty; otherwise a missing backbone
-        parameter is an error. Parameters already present must have the inferred shape.
-        Returns (arg_params, aux_params).
-        """
-        if arg_params is None or aux_params is None:
-            raise ValueError('arg_params and aux_params must be dicts (possibly empty)')
-        arg_shapes, aux_shapes = self.param_shapes(cfg)
-        pretrained = str(cfg.network.get('pretrained', '') or '')
-        rng = np.random.RandomState(seed if seed is not None else cfg.TRAIN.get('seed', 0))
-        given_args, given_aux = set(arg_params), set(aux_params)
-        missing_backbone = []
-
-        for name, shape in sorted(arg_shapes.items()):
-            shape = tuple(shape)
-            if name in arg_params:
-                have = tuple(arg_params[name].shape)
-                if have != shape:
-                    raise ValueError('arg_params[%r] has shape %s, the network expects %s'
-                                     % (name, have, shape))
-                continue
-            layer, kind = _layer_of(name)
-            if self._is_head_layer(layer):
-                if layer.endswith('_offset') or layer in self.zero_layers or kind == 'bias':
-                    value = np.zeros(shape, np.float32)
-                else:
-                    std = self.head_std[layer]
-                    if not pretrained and layer in self.hidden_head_layers:
-                        std = np.sqrt(2.0 / float(np.prod(shape[1:])))
-                    value = rng.normal(0.0, std, size=shape).astype(np.float32)
-                arg_params[name] = mx.nd.array(value)
-            elif pretrained:
-                missing_backbone.append(name)
-            else:
-                if kind == 'gamma':
-                    arg_params[name] = mx.nd.ones(shape)
-                elif kind in ('beta', 'bias'):
-                    arg_params[name] = mx.nd.zeros(shape)
-                elif kind == 'weight':
-                    # MSRA / He: normal(0, sqrt(2 / fan_in)), fan_in = in_channels * kh * kw
-                    std = np.sqrt(2.0 / float(np.prod(shape[1:])))
-                    arg_params[name] = mx.nd.array(
-                        rng.normal(0.0, std, size=shape).astype(np.float32))
-                else:
-                    raise ValueError('no initialisation rule for parameter %r' % name)
-        for name, shape in sorted(aux_shapes.items()):
-            shape = tuple(shape)
-            if name in aux_params:
-                have = tuple(aux_params[name].shape)
-                if have != shape:
-                    raise ValueError('aux_params[%r] has shape %s, the network expects %s'
-                                     % (name, have, shape))
-                continue
-            layer, kind = _layer_of(name)
-            if pretrained:
-                missing_backbone.append(name)
-            elif kind == 'moving_mean':
-                aux_params[name] = mx.nd.zeros(shape)
-            elif kind == 'moving_var':
-                aux_params[name] = mx.nd.ones(shape)
-            else:
-                raise ValueError('no initialisation rule for auxiliary state %r' % name)
-        created = sorted(set(arg_shapes) - set(given_args)) + \
-            sorted(set(aux_shapes) - set(given_aux))
-        if missing_backbone:
-            raise KeyError('pretrained model %r lacks %d backbone parameter(s) of %s, e.g. %s'
-                           % (pretrained, len(missing_backbone), type(self).__name__,
-                              ', '.join(missing_backbone[:5])))
-        if created:
-            logger.info('%s: initialised %d parameters (%s%s)', type(self).__name__,
-                        len(created), ', '.join(created[:8]), ', ...' if len(created) > 8 else '')
-        return arg_params, aux_params
+        return {'data': tuple(data_shape), 'im_info': (data_shape[0], 3)}
 
 
 #: the former name of :class:`TwoStageDetector`

@@ -4,8 +4,9 @@ The original trains and tests these graphs on their own (``get_symbol_rpn``,
 ``get_symbol_rfcn`` / ``get_symbol_rcnn``) for RPN-only training, proposal generation,
 training from precomputed proposals and alternate training. A view offers the symbol class
 API the training loop uses (``get_symbol``, ``init_weight``, ``build_train_loader``,
-``names``, ``bbox_layers``, ``infer_shape``) over the detector's stage graph, so that
-:func:`dcn.train.train_net` trains either stage as it trains the whole network.
+``train_metrics``, ``names``, ``bbox_layers``, ``infer_shape``) over the detector's stage
+graph, so that :func:`dcn.train.train_net` trains either stage as it trains the whole
+network.
 """
 from .names import RCNN_ONLY, RPN_ONLY
 
@@ -42,6 +43,11 @@ class _Stage(object):
         self.out_shape_dict = dict(zip(self.sym.list_outputs(), out_shapes))
         self.aux_shape_dict = dict(zip(self.sym.list_auxiliary_states(), aux_shapes))
         return self.arg_shape_dict, self.out_shape_dict, self.aux_shape_dict
+
+    def train_metrics(self, cfg):
+        """The detection metrics of this stage's outputs."""
+        from dcn.metric import get_train_metrics
+        return get_train_metrics(cfg, self.names)
 
     def init_weight(self, cfg, arg_params, aux_params):
         """The detector's initialisation rules for the missing parameters, restricted (in

@@ -19,7 +19,7 @@ from dcn.config import get_scales
 from dcn.image import get_image, get_train_image, get_train_rec, tensor_vstack
 from dcn.rpn.assign_anchor import assign_anchor, assign_pyramid_anchor
 
-__all__ = ['AnchorLoader', 'PyramidAnchorLoader', 'ROILoader', 'TestLoader', 'PrefetchingIter',
+__all__ = ['TrainLoaderBase', 'AnchorLoader', 'PyramidAnchorLoader', 'ROILoader', 'TestLoader', 'PrefetchingIter',
            'sample_proposal_rois']
 
 _log = logging.getLogger(__name__)
@@ -193,13 +193,17 @@ def _grouped_order(roidb, batch_size, shuffle, aspect_grouping, rng):
     return [order[i:i + batch_size] for i in range(0, full, batch_size)]
 
 
-class _TrainLoader(PrefetchingIter):
-    """Epoch order (aspect grouping) and the seeding of a training loader."""
+class TrainLoaderBase(PrefetchingIter):
+    """Epoch order (aspect grouping) and the seeding of a training loader; the images' records
+    are ``self.<db_attr>`` (a roidb for detection, a segdb for segmentation), ``seed_salt``
+    keeps the generators of different loader kinds apart."""
+    db_attr = 'roidb'
+    seed_salt = 0x10ad
 
     def _init_order(self, roidb, cfg, batch_size, ctx, shuffle, aspect_grouping, seed,
                     prefetch, name):
         if len(roidb) == 0:
-            raise ValueError('%s: roidb is empty' % name)
+            raise ValueError('%s: %s is empty' % (name, self.db_attr))
         self.ctx = list(ctx) if ctx else [mx.cpu()]
         batch_size = int(batch_size)
         if batch_size <= 0 or batch_size % len(self.ctx) != 0:
@@ -210,7 +214,7 @@ class _TrainLoader(PrefetchingIter):
                              % (name, len(roidb), batch_size))
         PrefetchingIter.__init__(self, batch_size, prefetch if prefetch is not None
                                  else cfg.default.get('prefetch', 2))
-        self.roidb = roidb
+        setattr(self, self.db_attr, roidb)
         self.cfg = cfg
         self.shuffle = shuffle
         self.aspect_grouping = aspect_grouping
@@ -227,7 +231,7 @@ class _TrainLoader(PrefetchingIter):
 
     @property
     def iters_per_epoch(self):
-        return len(self.roidb) // self.batch_size
+        return len(getattr(self, self.db_attr)) // self.batch_size
 
     def _epoch_batches(self):
         order = _original_order if original_quirks(self.cfg) else _grouped_order
@@ -242,7 +246,7 @@ class _TrainLoader(PrefetchingIter):
         an epoch exactly as an uninterrupted one.
         """
         self._stop_worker()  # the old worker must not draw from the new generators
-        seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x10ad])
+        seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), self.seed_salt])
         order_state, sample_state = seq.generate_state(2)
         self._order_rng = np.random.RandomState(int(order_state))
         self._rng = np.random.RandomState(int(sample_state))
@@ -259,7 +263,7 @@ class _TrainLoader(PrefetchingIter):
                                provide_data=provide_data, provide_label=provide_label)
 
 
-class AnchorLoader(_TrainLoader):
+class AnchorLoader(TrainLoaderBase):
     """Training batches for end-to-end Faster R-CNN / R-FCN.
 
     data: ``data`` (N, 3, H, W) (images zero-padded to the largest of the batch),
@@ -401,7 +405,7 @@ def sample_proposal_rois(rois, labels, overlaps, bbox_targets, fg_rois_per_image
     return np.asarray(rois)[keep].astype(np.float32), labels, targets, weights
 
 
-class ROILoader(_TrainLoader):
+class ROILoader(TrainLoaderBase):
     """Training batches for the RoI head on precomputed proposals (the original's
     ``ROIIter``): the roidb holds the proposals (and gt boxes) with ``max_classes``,
     ``max_overlaps`` and ``bbox_targets`` (:func:`dcn.bbox.bbox_regression.

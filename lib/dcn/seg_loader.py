@@ -6,7 +6,7 @@ per device (:func:`dcn.seg_data.get_segmentation_train_batch`: resized, randomly
 with ``TRAIN.ENABLE_CROP``); when the images of one batch differ in size (no crop, several
 devices) they are padded at the bottom/right, the data with 0 and the label with 255
 (ignored). The order and the random draws of an epoch are a function of (seed, epoch)
-(:meth:`SegTrainLoader.set_epoch`), as the detection loader's.
+(``set_epoch`` of :class:`dcn.loader.TrainLoaderBase`, shared with the detection loaders).
 
 Metrics (looked up by name in the segmentation name table: output ``softmax``, label
 ``label``): pixel accuracy and the mean log loss over the pixels not labelled 255.
@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from .dataset.segmentation import IGNORE_LABEL
-from .loader import PrefetchingIter
+from .loader import TrainLoaderBase
 from .metric import _Metric, _np
 from .seg_data import get_segmentation_train_batch
 
@@ -24,7 +24,7 @@ __all__ = ['SegTrainLoader', 'PixelAccMetric', 'PixelLogLossMetric', 'get_seg_tr
 _EPS = 1e-14
 
 
-class SegTrainLoader(PrefetchingIter):
+class SegTrainLoader(TrainLoaderBase):
     """Training batches ``data`` / ``label`` of a segdb (see module docstring).
 
     :param batch_size: images per iteration over all devices (``BATCH_IMAGES * len(ctx)``)
@@ -32,56 +32,23 @@ class SegTrainLoader(PrefetchingIter):
     data_names = ['data']
     label_names = ['label']
 
+    db_attr = 'segdb'
+    seed_salt = 0x5e9
+
     def __init__(self, segdb, cfg, batch_size=1, shuffle=False, ctx=None, seed=None,
                  prefetch=None):
-        if len(segdb) == 0:
-            raise ValueError('SegTrainLoader: segdb is empty')
-        self.ctx = list(ctx) if ctx else [mx.cpu()]
-        batch_size = int(batch_size)
-        if batch_size <= 0 or batch_size % len(self.ctx) != 0:
-            raise ValueError('SegTrainLoader: batch_size %d must be a positive multiple of the '
-                             'number of devices (%d)' % (batch_size, len(self.ctx)))
-        if len(segdb) < batch_size:
-            raise ValueError('SegTrainLoader: %d images cannot fill one batch of %d'
-                             % (len(segdb), batch_size))
-        super(SegTrainLoader, self).__init__(batch_size, prefetch if prefetch is not None
-                                             else cfg.default.get('prefetch', 2))
-        self.segdb = list(segdb)
-        self.cfg = cfg
-        self.shuffle = bool(shuffle)
-        self._rng = np.random.RandomState(seed)
-        self._order_rng = np.random.RandomState(None if seed is None else seed + 1)
+        self._init_order(list(segdb), cfg, batch_size, ctx, bool(shuffle), False, seed, prefetch,
+                         'SegTrainLoader')
         self.reset()
         first = self._peek()
         self._provide_data = [(k, first[k].shape) for k in self.data_names]
         self._provide_label = [(k, first[k].shape) for k in self.label_names]
-
-    @property
-    def provide_data(self):
-        return [mx.io.DataDesc(k, s) for k, s in self._provide_data]
-
-    @property
-    def provide_label(self):
-        return [mx.io.DataDesc(k, s) for k, s in self._provide_label]
-
-    @property
-    def iters_per_epoch(self):
-        return len(self.segdb) // self.batch_size
 
     def _epoch_batches(self):
         n = len(self.segdb)
         order = self._order_rng.permutation(n) if self.shuffle else np.arange(n)
         stop = (n // self.batch_size) * self.batch_size
         return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
-
-    def set_epoch(self, seed, epoch):
-        """Reseed the order and crop generators from (``seed``, ``epoch``) and restart."""
-        self._stop_worker()
-        seq = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(epoch), 0x5e9])
-        order_state, sample_state = seq.generate_state(2)
-        self._order_rng = np.random.RandomState(int(order_state))
-        self._rng = np.random.RandomState(int(sample_state))
-        self.reset()
 
     def _make_batch(self, indices):
         datas, labels = [], []

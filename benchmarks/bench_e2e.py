@@ -29,7 +29,7 @@ Each (ISA, thread count) runs in its own subprocess with OMP_NUM_THREADS set (an
 DCN_CPU_ISA, see benchmarks/_isa.py).
 
     PYTHONPATH=lib:. python benchmarks/bench_e2e.py [--threads 2] [--quick] [--repeat 3]
-        [--parts a b f] [--shapes CFG ...] [--isa auto avx512 avx2 generic]
+        [--parts a b d f] [--shapes CFG ...] [--isa auto avx512 avx2 generic]
         [--baseline-isa match|native]
 """
 import argparse
@@ -73,7 +73,7 @@ DEEPLAB = [
                            'deeplab_resnet_v1_101_cityscapes_segmentation_base.yaml'}),
 ]
 PARTS = ('a', 'b', 'c', 'd', 'f')
-DEFAULT_PARTS = ['a', 'b', 'f']
+DEFAULT_PARTS = ['a', 'b', 'd', 'f']
 
 
 def package_of(path):

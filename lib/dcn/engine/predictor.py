@@ -1,4 +1,5 @@
-"""One predictor and one detection post-processing, used by the tester and the demos.
+"""One predictor and one detection post-processing, used by the tester, the demos and the
+end-to-end benchmark (``benchmarks/bench_e2e.py``).
 
 :class:`Predictor` binds a test symbol (for the largest input, or lazily on the first one)
 and reshapes for other inputs; on CPU contexts it first applies the bind-time rewrites of

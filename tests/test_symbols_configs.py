@@ -77,10 +77,10 @@ def test_shapes_configs_present():
 SEG_SHAPES = [p for p in SHAPES if '/deeplab/' in p]
 
 
-@pytest.mark.parametrize('path', SEG_SHAPES, ids=os.path.basename)
-def test_shapes_segmentation_configs_consistent(path):
+def _check_shapes_common(cfg, path):
+    """What every Shapes experiment file shares: the data set, CPU, training from scratch, the
+    image sets of its size; returns whether it is a mini file."""
     from dcn.dataset import shapes
-    cfg = load_experiment(path)
     assert cfg.dataset.dataset == 'Shapes'
     assert cfg.dataset.NUM_CLASSES == shapes.NUM_CLASSES
     assert cfg.gpus == '' and cfg.network.pretrained == ''
@@ -88,6 +88,13 @@ def test_shapes_segmentation_configs_consistent(path):
     mini = '_mini_' in os.path.basename(path)
     assert (cfg.dataset.image_set, cfg.dataset.test_image_set) == (
         ('minitrain', 'minitest') if mini else ('train', 'test'))
+    return mini
+
+
+@pytest.mark.parametrize('path', SEG_SHAPES, ids=os.path.basename)
+def test_shapes_segmentation_configs_consistent(path):
+    cfg = load_experiment(path)
+    mini = _check_shapes_common(cfg, path)
     assert cfg.TEST.test_epoch == cfg.TRAIN.end_epoch
     steps = [float(s) for s in cfg.TRAIN.lr_step.split(',')]
     assert all(0 < s <= cfg.TRAIN.end_epoch for s in steps)
@@ -105,13 +112,7 @@ def test_shapes_configs_consistent(path):
     from dcn.dataset import shapes
     pkg = _family(path)
     cfg = load_config(path)
-    assert cfg.dataset.dataset == 'Shapes'
-    assert cfg.dataset.NUM_CLASSES == shapes.NUM_CLASSES
-    assert cfg.gpus == '' and cfg.network.pretrained == ''
-    assert cfg.network.FIXED_PARAMS == []
-    mini = '_mini_' in os.path.basename(path)
-    assert (cfg.dataset.image_set, cfg.dataset.test_image_set) == (
-        ('minitrain', 'minitest') if mini else ('train', 'test'))
+    mini = _check_shapes_common(cfg, path)
     if cfg.TRAIN.ALTERNATE.rpn1_epoch:  # alternate training tests the combined epoch 0
         assert cfg.TEST.test_epoch == 0
     else:

@@ -323,9 +323,12 @@ def test_ctrl_c_stops_every_process(tmp_path):
     script = _kv_script(tmp_path)
     env = _env()
     env.update(KV_STEPS='100000', KV_SLEEP='0.05')
+    # started with SIGINT ignored, as a job a non-interactive shell puts in the background:
+    # the launcher must still stop on it
     proc = subprocess.Popen([sys.executable, '-m', 'dcn.tools.launch', '-n', '2', '-s', '1',
                              '--timeout', '120', '--', sys.executable, script], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = []
     try:
         deadline = time.time() + 90

@@ -330,6 +330,10 @@ class Launcher(object):
                 handlers[sig] = signal.signal(sig, _on_signal)
             except (ValueError, OSError):  # not in the main thread
                 pass
+        try:  # Ctrl-C stops the job even where SIGINT came in ignored (a shell's background job)
+            handlers[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+        except (ValueError, OSError):
+            pass
         try:
             _say('scheduler at %s:%d, %d server(s), %d worker(s)%s'
                  % (self.root_uri, self.port, self.num_servers, self.num_workers,

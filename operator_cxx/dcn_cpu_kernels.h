@@ -1137,6 +1137,34 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
   if (want_trans) std::fill(w.gtrans_t, w.gtrans_t + tr * threads, T(0));
   if (!grad_data && !want_trans) return;
   const T tstd = static_cast<T>(g.trans_std);
+  // As in the forward pass, the output channels of one class (all of them without trans)
+  // share the sampling grid of a bin: with several channels per class the grids of every
+  // (class, bin, RoI) are computed once here (bounded memory) instead of once per channel.
+  const int cec = g.no_trans ? g.output_dim : std::max(1, g.output_dim / g.num_classes);
+  const int S = g.samples;
+  const int64_t grids = static_cast<int64_t>((g.output_dim + cec - 1) / cec) * PP * R;
+  const bool shared_grids = cec >= 4 && grids * S <= (int64_t(1) << 20);
+  std::vector<int> gxl, gxh, gyl, gyh, gnx, gny;
+  std::vector<T> gxd, gyd;
+  if (shared_grids) {
+    for (auto* v : {&gxl, &gxh, &gyl, &gyh}) v->resize(static_cast<size_t>(grids * S));
+    gxd.resize(static_cast<size_t>(grids * S));
+    gyd.resize(static_cast<size_t>(grids * S));
+    gnx.resize(static_cast<size_t>(grids));
+    gny.resize(static_cast<size_t>(grids));
+    const int64_t tasks = grids / R;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && grids > 256)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int grp = static_cast<int>(task / PP), k = static_cast<int>(task % PP);
+      const DPSBin bin0 = dpsroi_bin(g, grp * cec, k / P, k % P);
+      const T* tt = g.no_trans ? nullptr : w.trans_t + bin0.cell * R * 2;
+      for (int r = 0; r < R; ++r) {
+        const int64_t i = task * R + r, o = i * S;
+        dpsroi_bin_axes(g, w.info[r], k / P, k % P, tt ? tt + 2 * r : nullptr, tstd, &gxl[o],
+                        &gxh[o], &gxd[o], &gnx[i], &gyl[o], &gyh[o], &gyd[o], &gny[i]);
+      }
+    }
+  }
 #pragma omp parallel num_threads(threads) if (threads > 1 && R * per_roi > 1024)
   {
 #ifdef _OPENMP
@@ -1165,25 +1193,34 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
             const T* src = data + pbase;
             T* dst = grad_data ? grad_data + pbase : nullptr;
             int nx, ny;
-            dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(), xh.data(),
-                            xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
+            const int *pxl = xl.data(), *pxh = xh.data(), *pyl = yl.data(), *pyh = yh.data();
+            const T *pxd = xd.data(), *pyd = yd.data();
+            if (shared_grids) {
+              const int64_t i = ((static_cast<int64_t>(ctop / cec) * P + ph) * P + pw) * R + r;
+              const int64_t o = i * S;
+              pxl = &gxl[o]; pxh = &gxh[o]; pxd = &gxd[o]; nx = gnx[i];
+              pyl = &gyl[o]; pyh = &gyh[o]; pyd = &gyd[o]; ny = gny[i];
+            } else {
+              dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(),
+                              xh.data(), xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
+            }
             T sx = T(0), sy = T(0);
             for (int iy = 0; iy < ny; ++iy) {
-              const int64_t o0 = static_cast<int64_t>(yl[iy]) * g.W;
-              const int64_t o1 = static_cast<int64_t>(yh[iy]) * g.W;
-              const T dy = yd[iy];
+              const int64_t o0 = static_cast<int64_t>(pyl[iy]) * g.W;
+              const int64_t o1 = static_cast<int64_t>(pyh[iy]) * g.W;
+              const T dy = pyd[iy];
               for (int ix = 0; ix < nx; ++ix) {
-                const T dx = xd[ix];
+                const T dx = pxd[ix];
                 if (dst) {
                   const T a = (T(1) - dy) * diff, b = dy * diff;
-                  dst[o0 + xl[ix]] += (T(1) - dx) * a;
-                  dst[o0 + xh[ix]] += dx * a;
-                  dst[o1 + xl[ix]] += (T(1) - dx) * b;
-                  dst[o1 + xh[ix]] += dx * b;
+                  dst[o0 + pxl[ix]] += (T(1) - dx) * a;
+                  dst[o0 + pxh[ix]] += dx * a;
+                  dst[o1 + pxl[ix]] += (T(1) - dx) * b;
+                  dst[o1 + pxh[ix]] += dx * b;
                 }
                 if (gtt) {
-                  const T v00 = src[o0 + xl[ix]], v01 = src[o0 + xh[ix]];
-                  const T v10 = src[o1 + xl[ix]], v11 = src[o1 + xh[ix]];
+                  const T v00 = src[o0 + pxl[ix]], v01 = src[o0 + pxh[ix]];
+                  const T v10 = src[o1 + pxl[ix]], v11 = src[o1 + pxh[ix]];
                   sx += (T(1) - dy) * (v01 - v00) + dy * (v11 - v10);
                   sy += (T(1) - dx) * (v10 - v00) + dx * (v11 - v01);
                 }

@@ -940,11 +940,14 @@ inline void dpsroi_bin_axes(const PoolGeom& g, const RoIInfo<T>& in, int ph, int
  * dense window, so neighbouring samples share cells; otherwise every corner is
  * its own cell.  Returns the number of cells (at most 2 * samples); *valid
  * receives the number of valid samples.  The bilinear sum of a bin over its
- * ny x nx samples is sum_r wy[r] sum_c wx[c] v[r][c].
+ * ny x nx samples is sum_r wy[r] sum_c wx[c] v[r][c].  dw (optional) receives the
+ * weights of the derivative along the axis (sum over the samples of -1 at lo, +1 at
+ * hi): the sum over the samples of v(hi) - v(lo) along x, weighted along y, is
+ * sum_r wy[r] sum_c dwx[c] v[r][c].
  */
 template <typename T>
 inline int dpsroi_axis_cells(T start, T step, int samples, int size, int* idx, T* w,
-                             int* valid) {
+                             int* valid, T* dw = nullptr) {
   constexpr int kMax = 64;
   int lo[kMax], hi[kMax];
   T d[kMax];
@@ -954,6 +957,7 @@ inline int dpsroi_axis_cells(T start, T step, int samples, int size, int* idx, T
       int l, h;
       T dd;
       if (!dpsroi_axis(start + static_cast<T>(i) * step, size, &l, &h, &dd)) continue;
+      if (dw) { dw[n] = T(-1); dw[n + 1] = T(1); }
       idx[n] = l; w[n] = T(1) - dd; ++n;
       idx[n] = h; w[n] = dd; ++n;
     }
@@ -972,16 +976,22 @@ inline int dpsroi_axis_cells(T start, T step, int samples, int size, int* idx, T
     for (int k = 0; k < span; ++k) {
       idx[k] = base + k;
       w[k] = T(0);
+      if (dw) dw[k] = T(0);
     }
     for (int i = 0; i < nv; ++i) {
       w[lo[i] - base] += T(1) - d[i];
       w[hi[i] - base] += d[i];
+      if (dw) {
+        dw[lo[i] - base] -= T(1);
+        dw[hi[i] - base] += T(1);
+      }
     }
     return span;
   }
   for (int i = 0; i < nv; ++i) {
     idx[2 * i] = lo[i]; w[2 * i] = T(1) - d[i];
     idx[2 * i + 1] = hi[i]; w[2 * i + 1] = d[i];
+    if (dw) { dw[2 * i] = T(-1); dw[2 * i + 1] = T(1); }
   }
   return 2 * nv;
 }
@@ -1137,6 +1147,46 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
   if (want_trans) std::fill(w.gtrans_t, w.gtrans_t + tr * threads, T(0));
   if (!grad_data && !want_trans) return;
   const T tstd = static_cast<T>(g.trans_std);
+  // As in the forward pass, the output channels of one class (all of them without trans)
+  // share the sampling grid of a bin: with several channels per class the grid of every
+  // (class, bin, RoI) is turned once (bounded memory) into its separable cells
+  // (dpsroi_axis_cells: weights and derivative weights per axis), through which every
+  // channel then scatters its gradient and gathers its offset gradient.
+  const int cec = g.no_trans ? g.output_dim : std::max(1, g.output_dim / g.num_classes);
+  const int M = 2 * g.samples;  // cells per axis at most
+  const int64_t grids = static_cast<int64_t>((g.output_dim + cec - 1) / cec) * PP * R;
+  const bool shared_grids = cec >= 4 && grids * M <= (int64_t(1) << 20);
+  std::vector<int> gcx, gcy, gnc;  // cell indices (M per grid and axis), counts (2 per grid)
+  std::vector<T> gwx, gwy, gdx, gdy;
+  if (shared_grids) {
+    for (auto* v : {&gcx, &gcy}) v->resize(static_cast<size_t>(grids * M));
+    for (auto* v : {&gwx, &gwy, &gdx, &gdy}) v->resize(static_cast<size_t>(grids * M));
+    gnc.resize(static_cast<size_t>(grids * 2));
+    const int64_t tasks = grids / R;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && grids > 256)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int grp = static_cast<int>(task / PP), k = static_cast<int>(task % PP);
+      const int ph = k / P, pw = k % P;
+      const DPSBin bin0 = dpsroi_bin(g, grp * cec, ph, pw);
+      const T* tt = g.no_trans ? nullptr : w.trans_t + bin0.cell * R * 2;
+      for (int r = 0; r < R; ++r) {
+        const RoIInfo<T>& in = w.info[r];
+        const int64_t i = task * R + r, o = i * M;
+        T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+        T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+        if (tt) {
+          wstart += tt[2 * r] * tstd * in.width;
+          hstart += tt[2 * r + 1] * tstd * in.height;
+        }
+        int nx, ny;
+        gnc[2 * i] = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, &gcx[o], &gwx[o], &nx,
+                                       &gdx[o]);
+        gnc[2 * i + 1] = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, &gcy[o], &gwy[o],
+                                           &ny, &gdy[o]);
+        if (nx == 0 || ny == 0) gnc[2 * i] = gnc[2 * i + 1] = 0;
+      }
+    }
+  }
 #pragma omp parallel num_threads(threads) if (threads > 1 && R * per_roi > 1024)
   {
 #ifdef _OPENMP
@@ -1164,28 +1214,54 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
             const int64_t pbase = (static_cast<int64_t>(in.batch) * g.C + bin.c) * plane;
             const T* src = data + pbase;
             T* dst = grad_data ? grad_data + pbase : nullptr;
-            int nx, ny;
-            dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(), xh.data(),
-                            xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
             T sx = T(0), sy = T(0);
-            for (int iy = 0; iy < ny; ++iy) {
-              const int64_t o0 = static_cast<int64_t>(yl[iy]) * g.W;
-              const int64_t o1 = static_cast<int64_t>(yh[iy]) * g.W;
-              const T dy = yd[iy];
-              for (int ix = 0; ix < nx; ++ix) {
-                const T dx = xd[ix];
+            if (shared_grids) {
+              const int64_t i = ((static_cast<int64_t>(ctop / cec) * P + ph) * P + pw) * R + r;
+              const int64_t o = i * M;
+              const int ncx = gnc[2 * i], ncy = gnc[2 * i + 1];
+              const int* cx = &gcx[o];
+              const int* cy = &gcy[o];
+              const T *wx = &gwx[o], *wy = &gwy[o], *dxw = &gdx[o], *dyw = &gdy[o];
+              for (int iy = 0; iy < ncy; ++iy) {
+                const int64_t row = static_cast<int64_t>(cy[iy]) * g.W;
                 if (dst) {
-                  const T a = (T(1) - dy) * diff, b = dy * diff;
-                  dst[o0 + xl[ix]] += (T(1) - dx) * a;
-                  dst[o0 + xh[ix]] += dx * a;
-                  dst[o1 + xl[ix]] += (T(1) - dx) * b;
-                  dst[o1 + xh[ix]] += dx * b;
+                  const T a = wy[iy] * diff;
+                  for (int ix = 0; ix < ncx; ++ix) dst[row + cx[ix]] += a * wx[ix];
                 }
                 if (gtt) {
-                  const T v00 = src[o0 + xl[ix]], v01 = src[o0 + xh[ix]];
-                  const T v10 = src[o1 + xl[ix]], v11 = src[o1 + xh[ix]];
-                  sx += (T(1) - dy) * (v01 - v00) + dy * (v11 - v10);
-                  sy += (T(1) - dx) * (v10 - v00) + dx * (v11 - v01);
+                  T rw = T(0), rd = T(0);
+                  for (int ix = 0; ix < ncx; ++ix) {
+                    const T v = src[row + cx[ix]];
+                    rw += wx[ix] * v;
+                    rd += dxw[ix] * v;
+                  }
+                  sx += wy[iy] * rd;
+                  sy += dyw[iy] * rw;
+                }
+              }
+            } else {
+              int nx, ny;
+              dpsroi_bin_axes(g, in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, xl.data(),
+                              xh.data(), xd.data(), &nx, yl.data(), yh.data(), yd.data(), &ny);
+              for (int iy = 0; iy < ny; ++iy) {
+                const int64_t o0 = static_cast<int64_t>(yl[iy]) * g.W;
+                const int64_t o1 = static_cast<int64_t>(yh[iy]) * g.W;
+                const T dy = yd[iy];
+                for (int ix = 0; ix < nx; ++ix) {
+                  const T dx = xd[ix];
+                  if (dst) {
+                    const T a = (T(1) - dy) * diff, b = dy * diff;
+                    dst[o0 + xl[ix]] += (T(1) - dx) * a;
+                    dst[o0 + xh[ix]] += dx * a;
+                    dst[o1 + xl[ix]] += (T(1) - dx) * b;
+                    dst[o1 + xh[ix]] += dx * b;
+                  }
+                  if (gtt) {
+                    const T v00 = src[o0 + xl[ix]], v01 = src[o0 + xh[ix]];
+                    const T v10 = src[o1 + xl[ix]], v11 = src[o1 + xh[ix]];
+                    sx += (T(1) - dy) * (v01 - v00) + dy * (v11 - v10);
+                    sy += (T(1) - dx) * (v10 - v00) + dx * (v11 - v01);
+                  }
                 }
               }
             }

@@ -1,10 +1,11 @@
 /*
  * dcn_fpn_cpu.cc - FPNROIPooling on the CPU.  Plain: ROIPooling max bins
- * (roi_max_bin / roi_max_scan of dcn_sampling.h).  Deformable: per level, the RoIs
- * of that level are gathered and run through the deformable PS RoI pooling kernels
- * of dcn_cpu_kernels.h (no_trans, then with the offsets of the level's fully
- * connected layer, one GEMM); the backward pass recomputes the forward
- * intermediates of the level.
+ * (roi_max_bin / roi_max_scan of dcn_sampling.h; the bins of a RoI computed once for all
+ * its channels).
+ * Deformable: per level, the RoIs of that level are gathered and run through the
+ * deformable PS RoI pooling kernels of dcn_cpu_kernels.h (no_trans, then with the offsets
+ * of the level's fully connected layer, one GEMM); the backward pass recomputes the
+ * forward intermediates of the level.
  */
 #include <algorithm>
 #include <type_traits>
@@ -37,24 +38,38 @@ Maps maps_of(const FPNParam& p, const std::vector<MXTensor>& in, int first) {
 /* plain: ROIPooling                                                         */
 /* ------------------------------------------------------------------------ */
 
+/*! \brief the P x P bins of each RoI on its level (the same for every channel) */
+template <typename T>
+std::vector<dcn::RoIMaxBin> roi_max_bins(const FPNParam& p, const Maps& m, const T* rois,
+                                         int R, const int* level) {
+  const int P = p.pooled, PP = P * P;
+  std::vector<dcn::RoIMaxBin> bins(static_cast<size_t>(R) * PP);
+  for (int r = 0; r < R; ++r) {
+    const T* roi = rois + static_cast<int64_t>(r) * 5;
+    const int l = level[r];
+    const T scale = static_cast<T>(1.0 / p.strides[l]);
+    for (int k = 0; k < PP; ++k)
+      bins[static_cast<size_t>(r) * PP + k] =
+          dcn::roi_max_bin(roi, scale, k / P, k % P, P, P, m.H[l], m.W[l]);
+  }
+  return bins;
+}
+
 template <typename T>
 void roi_max_forward(const FPNParam& p, const Maps& m, const std::vector<const T*>& data,
                      const T* rois, int R, const int* level, T* out) {
-  const int P = p.pooled, PP = P * P, C = m.C;
+  const int PP = p.pooled * p.pooled, C = m.C;
+  const std::vector<dcn::RoIMaxBin> bins = roi_max_bins(p, m, rois, R, level);
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * C * PP > 4096)
   for (int64_t rc = 0; rc < static_cast<int64_t>(R) * C; ++rc) {
     const int r = static_cast<int>(rc / C), c = static_cast<int>(rc % C);
-    const T* roi = rois + static_cast<int64_t>(r) * 5;
-    const int l = level[r], H = m.H[l], W = m.W[l];
-    const T scale = static_cast<T>(1.0 / p.strides[l]);
-    const T* plane = data[l] + (static_cast<int64_t>(roi[0]) * C + c) * H * W;
+    const int l = level[r], W = m.W[l];
+    const T* plane = data[l] + (static_cast<int64_t>(rois[r * 5]) * C + c) * m.H[l] * W;
+    const dcn::RoIMaxBin* b = bins.data() + static_cast<size_t>(r) * PP;
     T* o = out + rc * PP;
-    for (int ph = 0; ph < P; ++ph) {
-      for (int pw = 0; pw < P; ++pw) {
-        const dcn::RoIMaxBin b = dcn::roi_max_bin(roi, scale, ph, pw, P, P, H, W);
-        long arg;
-        o[ph * P + pw] = dcn::roi_max_scan<T>(b, W, [&](long i) { return plane[i]; }, &arg);
-      }
+    for (int k = 0; k < PP; ++k) {
+      long arg;
+      o[k] = dcn::roi_max_scan<T>(b[k], W, [&](long i) { return plane[i]; }, &arg);
     }
   }
 }
@@ -79,27 +94,24 @@ template <typename T>
 void roi_max_backward(const FPNParam& p, const Maps& m, const std::vector<const T*>& data,
                       const T* rois, int R, const int* level, const T* grad_out,
                       const std::vector<T*>& grad) {
-  const int P = p.pooled, PP = P * P, C = m.C;
+  const int PP = p.pooled * p.pooled, C = m.C;
   for (int l = 0; l < p.levels; ++l)
     std::fill(grad[l], grad[l] + static_cast<int64_t>(m.N) * C * m.H[l] * m.W[l], T(0));
   const std::vector<std::vector<int>> of = by_level(p, level, R);
+  const std::vector<dcn::RoIMaxBin> bins = roi_max_bins(p, m, rois, R, level);
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t lc = 0; lc < static_cast<int64_t>(p.levels) * C; ++lc) {
     const int l = static_cast<int>(lc / C), c = static_cast<int>(lc % C);
-    const int H = m.H[l], W = m.W[l];
-    const T scale = static_cast<T>(1.0 / p.strides[l]);
+    const int W = m.W[l];
     for (int r : of[l]) {
-      const T* roi = rois + static_cast<int64_t>(r) * 5;
-      const int64_t base = (static_cast<int64_t>(roi[0]) * C + c) * H * W;
+      const int64_t base = (static_cast<int64_t>(rois[r * 5]) * C + c) * m.H[l] * W;
       const T* plane = data[l] + base;
       const T* go = grad_out + (static_cast<int64_t>(r) * C + c) * PP;
-      for (int ph = 0; ph < P; ++ph) {
-        for (int pw = 0; pw < P; ++pw) {
-          const dcn::RoIMaxBin b = dcn::roi_max_bin(roi, scale, ph, pw, P, P, H, W);
-          long arg;
-          dcn::roi_max_scan<T>(b, W, [&](long i) { return plane[i]; }, &arg);
-          if (arg >= 0) grad[l][base + arg] += go[ph * P + pw];
-        }
+      const dcn::RoIMaxBin* b = bins.data() + static_cast<size_t>(r) * PP;
+      for (int k = 0; k < PP; ++k) {
+        long arg;
+        dcn::roi_max_scan<T>(b[k], W, [&](long i) { return plane[i]; }, &arg);
+        if (arg >= 0) grad[l][base + arg] += go[k];
       }
     }
   }

@@ -358,7 +358,7 @@ template <typename V, typename Load>
 DCN_HD V roi_max_scan(const RoIMaxBin& b, int W, const Load& load, long* arg) {
   *arg = -1;
   if (b.he <= b.hs || b.we <= b.ws) return V(0);
-  V m = V(-3.402823466e+38);
+  V m = V(-3.402823466e+38f);  // -FLT_MAX in every type (as the built-in)
   for (int y = b.hs; y < b.he; ++y) {
     for (int x = b.ws; x < b.we; ++x) {
       const long i = static_cast<long>(y) * W + x;

@@ -121,6 +121,30 @@ def test_plain_matches_builtin_roipooling(dtype, levels_wanted):
 
 
 @pytest.mark.parametrize('dtype', ['float32', 'float64'])
+def test_plain_ties_nan_and_lowest_values_match_builtin(dtype):
+    """Maps of a few integer values (many equal maxima in a bin: the first one, row by row,
+    gets the gradient), NaN cells (never the maximum), -inf and -FLT_MAX cells (a bin of only
+    those has no maximum cell: value -FLT_MAX, no gradient), bins of every width (the vector
+    loop of the float32 scan and its remainder) against the built-in ROIPooling."""
+    rng = np.random.RandomState(5)
+    maps, rois, weights, biases = make_case(rng, dtype, False, (0, 1, 2, 3), n=24)
+    lowest = np.finfo(np.float32).min
+    for m in maps:
+        m[...] = rng.randint(-2, 3, m.shape)
+        m[rng.uniform(size=m.shape) < 0.1] = np.nan
+        m[rng.uniform(size=m.shape) < 0.05] = -np.inf
+        m[0, 1] = lowest                      # channel 1 of image 0: nothing above -FLT_MAX
+        m[0, 2, ::2] = np.nan                 # channel 2: NaN rows between -inf rows
+        m[0, 2, 1::2] = -np.inf
+    rois[:, 0] = np.arange(len(rois)) % 2
+    (o1, g1), (o2, g2) = run_both((maps, rois, weights, biases), dtype, False, rng)
+    np.testing.assert_array_equal(o1, o2)
+    assert (o1 == lowest).any() and (o1 == 2).any()  # the case has both kinds of bins
+    for l, (a, b) in enumerate(zip(g1, g2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg='grad data_p%d' % (2 + l))
+
+
+@pytest.mark.parametrize('dtype', ['float32', 'float64'])
 @pytest.mark.parametrize('levels_wanted', [(0, 1, 2, 3), (1, 3)])
 def test_deformable_matches_builtin_composition(dtype, levels_wanted):
     rng = np.random.RandomState(7 + len(levels_wanted))

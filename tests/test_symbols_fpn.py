@@ -144,3 +144,41 @@ def test_small_networks_init_and_forward(symbol):
     assert rois.shape == (post, 5) and prob.shape == (1, post, 6) and deltas.shape == (1, post, 24)
     assert np.allclose(prob.sum(axis=2), 1, atol=1e-5)
     assert (rois[:, 3] <= 415).all() and (rois[:, 4] <= 319).all()
+
+
+_PYRAMID_CONVS = ['fpn_p%d' % k for k in range(2, 7)] + ['fpn_p%d_1x1' % k for k in range(2, 6)]
+
+
+def test_pyramid_norm_only_in_the_shapes_networks():
+    """The Shapes networks (trained from scratch) put a BatchNorm after each of the nine
+    pyramid convolutions, starting at gamma 1, beta 0, mean 0, variance 1, also when the
+    rest comes from a pretrained model; the released networks have none."""
+    cfg = load_config(os.path.join(ROOT, 'experiments', 'fpn', 'cfgs', 'shapes_mini_fpn.yaml'))
+    for symbol in ('resnet_v1_18_fpn_rcnn', 'resnet_v1_18_fpn_dcn_rcnn'):
+        net = _network(symbol)
+        c = update_config(cfg, {'symbol': symbol})
+        args, auxs = net.param_shapes(c)
+        bn = sorted(n for n in list(args) + list(auxs) if n.startswith('fpn_') and '_bn_' in n)
+        assert bn == sorted('%s_bn_%s' % (conv, kind) for conv in _PYRAMID_CONVS
+                            for kind in ('gamma', 'beta', 'moving_mean', 'moving_var'))
+        # the BatchNorm follows its convolution: the test symbol's BN input is the conv
+        nodes = json.loads(net.get_symbol(c, is_train=False).tojson())['nodes']
+        for n in nodes:
+            if n['op'] == 'BatchNorm' and n['name'].startswith('fpn_'):
+                assert nodes[n['inputs'][0][0]]['name'] == n['name'][:-len('_bn')]
+                assert n['attrs']['use_global_stats'] == 'True'
+        # a "pretrained" model holding everything else: the BN layers are still created
+        arg, aux = net.init_weight(c, {}, {})
+        for name in bn:
+            (arg if name in arg else aux).pop(name)
+        c2 = update_config(c, {'network': {'pretrained': 'model/some_backbone'}})
+        arg2, aux2 = net.init_weight(c2, arg, aux)
+        for name in bn:
+            value = (arg2 if name in arg2 else aux2)[name].asnumpy()
+            expect = 1.0 if name.endswith(('_gamma', '_moving_var')) else 0.0
+            assert value.shape == tuple((args if name in args else auxs)[name])
+            assert np.all(value == expect), name
+    for symbol in CFGS:
+        cfg101 = _cfg(CFGS[symbol])
+        args, auxs = _network(symbol).param_shapes(cfg101)
+        assert not [n for n in list(args) + list(auxs) if '_bn_' in n and n.startswith('fpn_')]

@@ -13,10 +13,12 @@
   of all levels jointly (:class:`dcn.loader.PyramidAnchorLoader`).
 """
 import mxnet as mx
+import numpy as np
 
 from dcn.symbols import heads
 from dcn.symbols.resnet import RESNET_V1_101, resnet_pyramid
 
+from .base import layer_of
 from .meta_arch import TwoStageDetector
 from .names import output_name
 from .registry import BACKBONES, PROPOSAL_GENERATORS, ROI_HEADS, ShapeSpec
@@ -35,18 +37,30 @@ def _conv(data, name, num_filter, kernel, stride=1, pad=0):
 
 @BACKBONES.register('resnet_v1_fpn')
 def build_resnet_v1_fpn(data, cfg, is_train, sym_ops, spec=None, deformable=False,
-                        feature_dim=256):
+                        feature_dim=256, norm=False):
     """ResNet-v1 (``spec``) + feature pyramid, as the original's ``get_fpn_feature``:
     1x1 laterals ``fpn_p{2..5}_1x1``, nearest x2 upsampling and sums top-down, 3x3 outputs
     ``fpn_p{2..5}`` (``fpn_p5`` on the lateral itself) and ``fpn_p6``, a stride-2 3x3
-    convolution on res5 (not a subsampled P5); all with bias, no ReLU."""
+    convolution on res5 (not a subsampled P5); all with bias, no ReLU.
+
+    ``norm`` (not in the original, whose pyramid has none): a BatchNorm ``<conv>_bn`` after
+    each of these convolutions (statistics of the batch in training, moving ones in
+    testing, as the backbone's ``spec``), for networks trained from scratch."""
     spec = spec or RESNET_V1_101
+
+    def conv(x, name, kernel, stride=1, pad=0):
+        y = _conv(x, name, feature_dim, kernel, stride=stride, pad=pad)
+        if not norm:
+            return y
+        return mx.sym.BatchNorm(data=y, name=name + '_bn', fix_gamma=False, eps=spec.eps,
+                                use_global_stats=spec.frozen_bn or not is_train)
+
     c2, c3, c4, c5 = resnet_pyramid(data, spec, is_train, deformable=deformable,
                                     sym_ops=sym_ops)
-    lat5 = _conv(c5, 'fpn_p5_1x1', feature_dim, 1)
-    lat4 = _conv(c4, 'fpn_p4_1x1', feature_dim, 1)
-    lat3 = _conv(c3, 'fpn_p3_1x1', feature_dim, 1)
-    lat2 = _conv(c2, 'fpn_p2_1x1', feature_dim, 1)
+    lat5 = conv(c5, 'fpn_p5_1x1', 1)
+    lat4 = conv(c4, 'fpn_p4_1x1', 1)
+    lat3 = conv(c3, 'fpn_p3_1x1', 1)
+    lat2 = conv(c2, 'fpn_p2_1x1', 1)
     up5 = mx.sym.UpSampling(lat5, scale=2, sample_type='nearest', name='fpn_p5_upsample')
     sum4 = mx.sym.ElementWiseSum(up5, lat4, name='fpn_p4_sum')
     up4 = mx.sym.UpSampling(sum4, scale=2, sample_type='nearest', name='fpn_p4_upsample')
@@ -54,11 +68,11 @@ def build_resnet_v1_fpn(data, cfg, is_train, sym_ops, spec=None, deformable=Fals
     up3 = mx.sym.UpSampling(sum3, scale=2, sample_type='nearest', name='fpn_p3_upsample')
     sum2 = mx.sym.ElementWiseSum(up3, lat2, name='fpn_p2_sum')
     feats = {
-        'p6': _conv(c5, 'fpn_p6', feature_dim, 3, stride=2, pad=1),
-        'p5': _conv(lat5, 'fpn_p5', feature_dim, 3, pad=1),
-        'p4': _conv(sum4, 'fpn_p4', feature_dim, 3, pad=1),
-        'p3': _conv(sum3, 'fpn_p3', feature_dim, 3, pad=1),
-        'p2': _conv(sum2, 'fpn_p2', feature_dim, 3, pad=1),
+        'p6': conv(c5, 'fpn_p6', 3, stride=2, pad=1),
+        'p5': conv(lat5, 'fpn_p5', 3, pad=1),
+        'p4': conv(sum4, 'fpn_p4', 3, pad=1),
+        'p3': conv(sum3, 'fpn_p3', 3, pad=1),
+        'p2': conv(sum2, 'fpn_p2', 3, pad=1),
     }
     return feats, {name: ShapeSpec(stride, feature_dim) for name, stride in PYRAMID_LEVELS}
 
@@ -232,9 +246,12 @@ class FPNRCNN(TwoStageDetector):
 
     Initialisation (``init_weight``) as the original: pyramid, RPN and head layers
     normal(0, 0.01) with zero biases, every offset layer (``*_offset``, ``offset_p<k>``)
-    zero; from scratch (``network.pretrained`` empty) the hidden layers of the pyramid
-    (``fpn_*``) and of the head (``fc_new_1/2``) get He initialisation, as the other
-    from-scratch networks' hidden head layers."""
+    zero; from scratch (``network.pretrained`` empty) the hidden ReLU layers of the head
+    (``fc_new_1/2``) get He initialisation, as the other from-scratch networks' hidden
+    head layers. The pyramid's lateral and output convolutions (``fpn_*``, linear, summed
+    top-down) keep the original's normal(0, 0.01) from scratch too (with He initialisation
+    there the Shapes network trained from scratch diverged within 20 iterations at lr 0.01;
+    with normal(0, 0.01) within about 100: hence ``pyramid_norm`` in the Shapes networks)."""
 
     backbone_name = 'resnet_v1_fpn'
     proposal_generator = 'pyramid_rpn'
@@ -245,12 +262,29 @@ class FPNRCNN(TwoStageDetector):
     fc_hidden = 1024
     head_std = dict(TwoStageDetector.head_std, **_FPN_HEAD_STD)
     zero_layers = TwoStageDetector.zero_layers + tuple('offset_p%d' % k for k in range(2, 6))
-    hidden_head_layers = TwoStageDetector.hidden_head_layers + tuple(
-        [n for n in _FPN_HEAD_STD if n.startswith('fpn_')])
+
+    #: BatchNorm after the pyramid's convolutions (see build_resnet_v1_fpn); the original
+    #: networks have none
+    pyramid_norm = False
 
     def backbone_options(self):
         return {'spec': self.backbone, 'deformable': self.deformable,
-                'feature_dim': self.feature_dim}
+                'feature_dim': self.feature_dim, 'norm': self.pyramid_norm}
+
+    def init_weight(self, cfg, arg_params, aux_params, seed=None):
+        """:meth:`Model.init_weight`; the pyramid's BatchNorm layers (``pyramid_norm``), part
+        of no pretrained model, start at gamma 1, beta 0, moving mean 0, variance 1."""
+        if self.pyramid_norm and arg_params is not None and aux_params is not None:
+            arg_shapes, aux_shapes = self.param_shapes(cfg)
+            start = {'gamma': np.ones, 'beta': np.zeros, 'moving_mean': np.zeros,
+                     'moving_var': np.ones}
+            for params, shapes in ((arg_params, arg_shapes), (aux_params, aux_shapes)):
+                for name, shape in shapes.items():
+                    layer, kind = layer_of(name)
+                    if (name not in params and layer.startswith('fpn_') and
+                            layer.endswith('_bn') and kind in start):
+                        params[name] = mx.nd.array(start[kind](shape, np.float32))
+        return super(FPNRCNN, self).init_weight(cfg, arg_params, aux_params, seed=seed)
 
     def head_options(self):
         return {'fc_hidden': self.fc_hidden}

@@ -910,6 +910,19 @@ inline DPSBin dpsroi_bin(const PoolGeom& g, int ctop, int ph, int pw) {
   return b;
 }
 
+/*! \brief top-left sample position of the bin (ph, pw) of RoI `in`, shifted by the part
+ *  offset `t` (x, y; nullptr without trans) */
+template <typename T>
+inline void dpsroi_bin_start(const RoIInfo<T>& in, int ph, int pw, const T* t, T tstd,
+                             T* wstart, T* hstart) {
+  *wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
+  *hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
+  if (t) {
+    *wstart += t[0] * tstd * in.width;
+    *hstart += t[1] * tstd * in.height;
+  }
+}
+
 /*! \brief bilinear records of one bin's sampling grid along x and y (separable): the bin of
  *  RoI `in` at (ph, pw), shifted by the part offset `t` (x, y; nullptr without trans). Samples
  *  outside the map are dropped; *nx / *ny receive the number of kept columns / rows. */
@@ -917,12 +930,8 @@ template <typename T>
 inline void dpsroi_bin_axes(const PoolGeom& g, const RoIInfo<T>& in, int ph, int pw, const T* t,
                             T tstd, int* xl, int* xh, T* xd, int* nx, int* yl, int* yh, T* yd,
                             int* ny) {
-  T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
-  T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
-  if (t) {
-    wstart += t[0] * tstd * in.width;
-    hstart += t[1] * tstd * in.height;
-  }
+  T wstart, hstart;
+  dpsroi_bin_start(in, ph, pw, t, tstd, &wstart, &hstart);
   *nx = 0;
   *ny = 0;
   for (int i = 0; i < g.samples; ++i) {
@@ -1032,12 +1041,8 @@ void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* tr
     lwt.clear();
     for (int r = 0; r < R; ++r) {
       const RoIInfo<T>& in = w.info[r];
-      T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
-      T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
-      if (tt) {
-        wstart += tt[2 * r] * tstd * in.width;
-        hstart += tt[2 * r + 1] * tstd * in.height;
-      }
+      T wstart, hstart;
+      dpsroi_bin_start(in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, &wstart, &hstart);
       int nx, ny;
       const int ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx.data(), wx.data(), &nx);
       const int ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy.data(), wy.data(), &ny);
@@ -1172,12 +1177,8 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
       for (int r = 0; r < R; ++r) {
         const RoIInfo<T>& in = w.info[r];
         const int64_t i = task * R + r, o = i * M;
-        T wstart = static_cast<T>(pw) * in.bin_w + in.start_w;
-        T hstart = static_cast<T>(ph) * in.bin_h + in.start_h;
-        if (tt) {
-          wstart += tt[2 * r] * tstd * in.width;
-          hstart += tt[2 * r + 1] * tstd * in.height;
-        }
+        T wstart, hstart;
+        dpsroi_bin_start(in, ph, pw, tt ? tt + 2 * r : nullptr, tstd, &wstart, &hstart);
         int nx, ny;
         gnc[2 * i] = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, &gcx[o], &gwx[o], &nx,
                                        &gdx[o]);

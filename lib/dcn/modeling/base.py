@@ -62,6 +62,9 @@ class Model(object):
     head_std = {}
     zero_layers = ()
     head_init = {}
+    #: BatchNorm layers of the head (part of no pretrained model): gamma 1, beta 0, moving
+    #: mean 0, variance 1, with or without a pretrained backbone
+    head_norm_layers = ()
     hidden_head_layers = ()
     bbox_layers = ()
 
@@ -162,12 +165,14 @@ class Model(object):
 
     def _is_head_layer(self, layer):
         return (layer in self.head_std or layer in self.zero_layers or layer in self.head_init
-                or layer.endswith('_offset'))
+                or layer in self.head_norm_layers or layer.endswith('_offset'))
 
     def _head_value(self, layer, kind, shape, pretrained, rng):
         """Initial value of a head parameter (NumPy float32 or NDArray)."""
         if layer in self.head_init:
             return self.head_init[layer](shape)
+        if layer in self.head_norm_layers:
+            return (np.ones if kind == 'gamma' else np.zeros)(shape, np.float32)
         if layer.endswith('_offset') or layer in self.zero_layers or kind == 'bias':
             return np.zeros(shape, np.float32)
         if not pretrained and layer in self.hidden_head_layers:
@@ -210,8 +215,8 @@ class Model(object):
             arg_params[name] = value if isinstance(value, mx.nd.NDArray) else mx.nd.array(value)
             created.append(name)
         for name, shape in _missing('aux_params', aux_params, aux_shapes):
-            _, kind = layer_of(name)
-            if pretrained:
+            layer, kind = layer_of(name)
+            if pretrained and layer not in self.head_norm_layers:
                 missing.append(name)
                 continue
             if kind == 'moving_mean':

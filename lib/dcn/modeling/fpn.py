@@ -13,12 +13,10 @@
   of all levels jointly (:class:`dcn.loader.PyramidAnchorLoader`).
 """
 import mxnet as mx
-import numpy as np
 
 from dcn.symbols import heads
 from dcn.symbols.resnet import RESNET_V1_101, resnet_pyramid
 
-from .base import layer_of
 from .meta_arch import TwoStageDetector
 from .names import output_name
 from .registry import BACKBONES, PROPOSAL_GENERATORS, ROI_HEADS, ShapeSpec
@@ -266,25 +264,11 @@ class FPNRCNN(TwoStageDetector):
     #: BatchNorm after the pyramid's convolutions (see build_resnet_v1_fpn); the original
     #: networks have none
     pyramid_norm = False
+    head_norm_layers = tuple('%s_bn' % n for n in _FPN_HEAD_STD if n.startswith('fpn_'))
 
     def backbone_options(self):
         return {'spec': self.backbone, 'deformable': self.deformable,
                 'feature_dim': self.feature_dim, 'norm': self.pyramid_norm}
-
-    def init_weight(self, cfg, arg_params, aux_params, seed=None):
-        """:meth:`Model.init_weight`; the pyramid's BatchNorm layers (``pyramid_norm``), part
-        of no pretrained model, start at gamma 1, beta 0, moving mean 0, variance 1."""
-        if self.pyramid_norm and arg_params is not None and aux_params is not None:
-            arg_shapes, aux_shapes = self.param_shapes(cfg)
-            start = {'gamma': np.ones, 'beta': np.zeros, 'moving_mean': np.zeros,
-                     'moving_var': np.ones}
-            for params, shapes in ((arg_params, arg_shapes), (aux_params, aux_shapes)):
-                for name, shape in shapes.items():
-                    layer, kind = layer_of(name)
-                    if (name not in params and layer.startswith('fpn_') and
-                            layer.endswith('_bn') and kind in start):
-                        params[name] = mx.nd.array(start[kind](shape, np.float32))
-        return super(FPNRCNN, self).init_weight(cfg, arg_params, aux_params, seed=seed)
 
     def head_options(self):
         return {'fc_hidden': self.fc_hidden}

@@ -829,9 +829,19 @@ struct DPSWorkspace {
 
 inline uintptr_t align64(uintptr_t p) { return (p + 63) & ~static_cast<uintptr_t>(63); }
 
-/*! \brief bytes of the pooling workspace (carved by dpsroi_workspace_split) */
+/*! \brief whether every output channel c pools input channel c through one sampling grid
+ *  per (RoI, bin) (group 1, one offset class): the channels-last kernels apply */
+inline bool dpsroi_channels_last(const PoolGeom& g) {
+  return g.group == 1 && g.output_dim >= 8 && g.output_dim <= g.C &&
+         (g.no_trans || g.num_classes == 1);
+}
+
+/*! \brief bytes of the pooling workspace (carved by dpsroi_workspace_split; channels-last:
+ *  the transposed map, and in the backward pass its gradient) */
 template <typename T>
 int64_t dpsroi_workspace_bytes(const PoolGeom& g, bool backward, int threads) {
+  if (dpsroi_channels_last(g))
+    return 64 * 2 + static_cast<int64_t>(sizeof(T)) * g.N * g.C * g.H * g.W * (backward ? 2 : 1);
   const int64_t outs = static_cast<int64_t>(g.R) * g.output_dim * g.pooled * g.pooled;
   const int64_t tr = g.no_trans ? 0 : static_cast<int64_t>(g.R) * g.num_classes * 2 * g.part * g.part;
   int64_t b = 64 * 6 + static_cast<int64_t>(sizeof(RoIInfo<T>)) * g.R + sizeof(T) * tr +
@@ -859,12 +869,13 @@ DPSWorkspace<T> dpsroi_workspace_split(const PoolGeom& g, bool backward, int thr
   return w;
 }
 
+/*! \brief info[r]: the geometry of RoI r (bins and sample steps) */
 template <typename T>
-void dpsroi_prepare(const PoolGeom& g, const T* rois, const T* trans, DPSWorkspace<T>* w) {
+void dpsroi_roi_info(const PoolGeom& g, const T* rois, RoIInfo<T>* info) {
   for (int r = 0; r < g.R; ++r) {
     const DPSRoI<T> geo = dpsroi_geometry(rois + static_cast<int64_t>(r) * 5,
                                           static_cast<T>(g.spatial_scale));
-    RoIInfo<T>& in = w->info[r];
+    RoIInfo<T>& in = info[r];
     in.batch = geo.batch;
     in.start_w = geo.start_w;
     in.start_h = geo.start_h;
@@ -875,6 +886,11 @@ void dpsroi_prepare(const PoolGeom& g, const T* rois, const T* trans, DPSWorkspa
     in.sub_h = in.bin_h / static_cast<T>(g.samples);
     in.sub_w = in.bin_w / static_cast<T>(g.samples);
   }
+}
+
+template <typename T>
+void dpsroi_prepare(const PoolGeom& g, const T* rois, const T* trans, DPSWorkspace<T>* w) {
+  dpsroi_roi_info(g, rois, w->info);
   if (g.no_trans) return;
   const int64_t pp = static_cast<int64_t>(g.part) * g.part;
   const int64_t cells = g.num_classes * pp;
@@ -1005,9 +1021,296 @@ inline int dpsroi_axis_cells(T start, T step, int samples, int size, int* idx, T
   return 2 * nv;
 }
 
+/*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len] */
+inline void weighted_row_sum(int len, int n, const float* const* rows, const float* w,
+                             float* dst) {
+#ifdef DCN_HAVE_X86_KERNELS
+  const int isa = isa_current();
+  if (isa == kIsaAvx512) {
+    simd::KernAvx512::weighted_row_sum(len, n, rows, w, dst);
+    return;
+  }
+  if (isa == kIsaAvx2) {
+    simd::KernAvx2::weighted_row_sum(len, n, rows, w, dst);
+    return;
+  }
+#endif
+  std::fill(dst, dst + len, 0.f);
+  for (int k = 0; k < n; ++k)
+    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
+}
+inline void weighted_row_sum(int len, int n, const double* const* rows, const double* w,
+                             double* dst) {
+  std::fill(dst, dst + len, 0.0);
+  for (int k = 0; k < n; ++k)
+    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channels-last deformable PS RoI pooling                                   */
+/* ------------------------------------------------------------------------ */
+/*
+ * With dpsroi_channels_last(g) (group 1, one offset class) every output channel c reads
+ * input channel c through the same sampling grid of a bin.  The data is then pooled
+ * channels-last, (N, H*W, C): a cell of a bin's separable grid (dpsroi_axis_cells) is a
+ * row of contiguous channels, so the forward weighted sums, the backward scatter of the
+ * data gradient and the offset gradient's sums are vector operations over the channels,
+ * and the grid is built once per (RoI, bin) instead of once per channel.  The map is
+ * transposed once per call; the data gradient is accumulated channels-last (both
+ * poolings of an FPN level add into one buffer) and transposed back.
+ */
+
+/*! \brief dst (cols x rows) = src (rows x cols)^T */
+template <typename T>
+void transpose_matrix(const T* src, int64_t rows, int64_t cols, T* dst) {
+#ifdef DCN_HAVE_X86_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    const int isa = isa_current();
+    if (isa != kIsaGeneric && rows <= (int64_t(1) << 30)) {
+      simd::to_blocked_channels_last(isa, src, cols, static_cast<int>(rows),
+                                     static_cast<int>(rows), static_cast<int>(rows), dst);
+      return;
+    }
+  }
+#endif
+  constexpr int64_t B = 32;
+  const int64_t rb = (rows + B - 1) / B, cb = (cols + B - 1) / B;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t job = 0; job < rb * cb; ++job) {
+    const int64_t r0 = job / cb * B, c0 = job % cb * B;
+    const int64_t r1 = std::min(rows, r0 + B), c1 = std::min(cols, c0 + B);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = c0; c < c1; ++c) dst[c * rows + r] = src[r * cols + c];
+  }
+}
+
+/*! \brief xt (N, H*W, C) = data (N, C, H*W) */
+template <typename T>
+void dpsroi_to_channels_last(const PoolGeom& g, const T* data, T* xt) {
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W, map = hw * g.C;
+  for (int n = 0; n < g.N; ++n) transpose_matrix(data + n * map, g.C, hw, xt + n * map);
+}
+
+/*! \brief grad (N, C, H*W) = gxt (N, H*W, C) */
+template <typename T>
+void dpsroi_from_channels_last(const PoolGeom& g, const T* gxt, T* grad) {
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W, map = hw * g.C;
+  for (int n = 0; n < g.N; ++n) transpose_matrix(gxt + n * map, hw, g.C, grad + n * map);
+}
+
+/*! \brief grows[k] += a[k] d and, with vrows, *sx / *sy = sum_c d[c] sum_k ax[k] / ay[k]
+ *  vrows[k][c] (see grid_backward_body) */
+template <typename T>
+inline void grid_backward(int len, int n, T* const* grows, const T* const* vrows, const T* a,
+                          const T* ax, const T* ay, const T* d, T* sx, T* sy) {
+#ifdef DCN_HAVE_X86_KERNELS
+  if constexpr (std::is_same<T, float>::value) {
+    const int isa = isa_current();
+    if (isa == kIsaAvx512)
+      return simd::KernAvx512::grid_backward(len, n, grows, vrows, a, ax, ay, d, sx, sy);
+    if (isa == kIsaAvx2)
+      return simd::KernAvx2::grid_backward(len, n, grows, vrows, a, ax, ay, d, sx, sy);
+  }
+#endif
+  if (grows)
+    for (int k = 0; k < n; ++k)
+      for (int c = 0; c < len; ++c) grows[k][c] += a[k] * d[c];
+  if (!vrows) return;
+  T tx = T(0), ty = T(0);
+  for (int c = 0; c < len; ++c) {
+    T px = T(0), py = T(0);
+    for (int k = 0; k < n; ++k) {
+      px += ax[k] * vrows[k][c];
+      py += ay[k] * vrows[k][c];
+    }
+    tx += px * d[c];
+    ty += py * d[c];
+  }
+  *sx = tx;
+  *sy = ty;
+}
+
+/*! \brief the separable cells of bin (ph, pw) of RoI r (offsets of its part cell from
+ *  trans (R, 2, part, part) unless null); returns the bin's in-map sample count */
+template <typename T>
+inline int dpsroi_hwc_cells(const PoolGeom& g, const RoIInfo<T>& in, int r, int ph, int pw,
+                            const T* trans, T tstd, int* cx, T* wx, T* dx, int* ncx, int* cy,
+                            T* wy, T* dy, int* ncy) {
+  T t[2], wstart, hstart;
+  if (trans) {
+    const int64_t pp = static_cast<int64_t>(g.part) * g.part;
+    const int64_t pos = static_cast<int64_t>(dpsroi_part_index(ph, g.pooled, g.part)) * g.part +
+                        dpsroi_part_index(pw, g.pooled, g.part);
+    t[0] = trans[r * 2 * pp + pos];
+    t[1] = trans[r * 2 * pp + pp + pos];
+  }
+  dpsroi_bin_start(in, ph, pw, trans ? t : nullptr, tstd, &wstart, &hstart);
+  int nx, ny;
+  *ncx = dpsroi_axis_cells(wstart, in.sub_w, g.samples, g.W, cx, wx, &nx, dx);
+  *ncy = dpsroi_axis_cells(hstart, in.sub_h, g.samples, g.H, cy, wy, &ny, dy);
+  return nx * ny;
+}
+
+/*!
+ * \brief forward on channels-last data xt (N, H*W, C): out and top_count (optional)
+ * (R, output_dim, P, P).  OpenMP over RoIs.
+ */
+template <typename T>
+void dpsroi_forward_hwc(const PoolGeom& g, const T* xt, const T* rois, const T* trans, T* out,
+                        T* top_count) {
+  const int P = g.pooled, PP = P * P, R = g.R, D = g.output_dim, C = g.C;
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W;
+  const T tstd = static_cast<T>(g.trans_std);
+  const T* tr = g.no_trans ? nullptr : trans;
+  std::vector<RoIInfo<T>> info(R);
+  dpsroi_roi_info(g, rois, info.data());
+  const int M = 2 * g.samples;
+#pragma omp parallel if (static_cast<int64_t>(R) * D * PP > 4096)
+  {
+    std::vector<int> cx(M), cy(M), cnt(PP);
+    std::vector<T> wx(M), wy(M), cw(M * M), f(static_cast<size_t>(PP) * D);
+    std::vector<const T*> rows(M * M);
+#pragma omp for schedule(dynamic, 1)
+    for (int r = 0; r < R; ++r) {
+      const RoIInfo<T>& in = info[r];
+      const T* base = xt + static_cast<int64_t>(in.batch) * hw * C;
+      for (int bin = 0; bin < PP; ++bin) {
+        int ncx, ncy;
+        cnt[bin] = dpsroi_hwc_cells<T>(g, in, r, bin / P, bin % P, tr, tstd, cx.data(), wx.data(),
+                                    nullptr, &ncx, cy.data(), wy.data(), nullptr, &ncy);
+        T* fb = f.data() + static_cast<int64_t>(bin) * D;
+        if (cnt[bin] == 0) {
+          std::fill(fb, fb + D, T(0));
+          continue;
+        }
+        const T inv = T(1) / static_cast<T>(cnt[bin]);
+        int n = 0;
+        for (int iy = 0; iy < ncy; ++iy)
+          for (int ix = 0; ix < ncx; ++ix, ++n) {
+            cw[n] = wy[iy] * inv * wx[ix];
+            rows[n] = base + (static_cast<int64_t>(cy[iy]) * g.W + cx[ix]) * C;
+          }
+        weighted_row_sum(D, n, rows.data(), cw.data(), fb);
+      }
+      T* o = out + static_cast<int64_t>(r) * D * PP;
+      for (int c = 0; c < D; ++c)
+        for (int bin = 0; bin < PP; ++bin) o[c * PP + bin] = f[static_cast<int64_t>(bin) * D + c];
+      if (top_count) {
+        T* tc = top_count + static_cast<int64_t>(r) * D * PP;
+        for (int c = 0; c < D; ++c)
+          for (int bin = 0; bin < PP; ++bin) tc[c * PP + bin] = static_cast<T>(cnt[bin]);
+      }
+    }
+  }
+}
+
+/*!
+ * \brief backward on channels-last data: grad_out (R, output_dim, P, P); the data
+ * gradient is added to gxt (N, H*W, C) (null: not wanted); grad_trans (R, 2, part, part)
+ * is written (null: not wanted).  The sample counts are those of the forward pass,
+ * recomputed from the grids.  The channels are split into one contiguous block per
+ * thread (each block's gradient rows are written by one thread); the offset gradient's
+ * per-block partial sums are added in block order, so results do not depend on timing.
+ */
+template <typename T>
+void dpsroi_backward_hwc(const PoolGeom& g, const T* grad_out, const T* xt, const T* rois,
+                         const T* trans, T* gxt, T* grad_trans, int threads) {
+  const int P = g.pooled, PP = P * P, R = g.R, D = g.output_dim, C = g.C;
+  const int64_t hw = static_cast<int64_t>(g.H) * g.W;
+  const int64_t pp = static_cast<int64_t>(g.part) * g.part;
+  const T tstd = static_cast<T>(g.trans_std);
+  const bool want_trans = grad_trans && !g.no_trans;
+  if (grad_trans && !g.no_trans)
+    std::fill(grad_trans, grad_trans + static_cast<int64_t>(R) * 2 * pp, T(0));
+  if (!gxt && !want_trans) return;
+  const T* tr = g.no_trans ? nullptr : trans;
+  std::vector<RoIInfo<T>> info(R);
+  dpsroi_roi_info(g, rois, info.data());
+  // top gradient (R, D, PP) -> (R, PP, D)
+  std::vector<T> gt(static_cast<size_t>(R) * PP * D);
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * PP * D > 65536)
+  for (int r = 0; r < R; ++r) {
+    const T* src = grad_out + static_cast<int64_t>(r) * D * PP;
+    T* dst = gt.data() + static_cast<int64_t>(r) * PP * D;
+    for (int c = 0; c < D; ++c)
+      for (int bin = 0; bin < PP; ++bin) dst[bin * D + c] = src[c * PP + bin];
+  }
+  const int want = std::max(1, std::min(threads, (D + 15) / 16));
+  const int chunk = ((D + want - 1) / want + 15) / 16 * 16;
+  const int blocks = (D + chunk - 1) / chunk;
+  std::vector<T> part(want_trans ? static_cast<size_t>(blocks) * R * PP * 2 : 0);
+  const int M = 2 * g.samples;
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static, 1) if (blocks > 1)
+  for (int b = 0; b < blocks; ++b) {
+    const int c0 = b * chunk, len = std::min(D, c0 + chunk) - c0;
+    std::vector<int> cx(M), cy(M);
+    std::vector<T> wx(M), wy(M), dwx(M), dwy(M), a(M * M), ax(M * M), ay(M * M);
+    std::vector<T*> grows(M * M);
+    std::vector<const T*> vrows(M * M);
+    for (int r = 0; r < R; ++r) {
+      const RoIInfo<T>& in = info[r];
+      const int64_t base = static_cast<int64_t>(in.batch) * hw * C + c0;
+      for (int bin = 0; bin < PP; ++bin) {
+        T* pt = want_trans ? &part[((static_cast<size_t>(b) * R + r) * PP + bin) * 2] : nullptr;
+        if (pt) pt[0] = pt[1] = T(0);
+        const T* d = gt.data() + (static_cast<int64_t>(r) * PP + bin) * D + c0;
+        bool zero = true;
+        for (int c = 0; c < len && zero; ++c) zero = d[c] == T(0);
+        if (zero) continue;
+        int ncx, ncy;
+        const int cnt = dpsroi_hwc_cells(g, in, r, bin / P, bin % P, tr, tstd, cx.data(),
+                                         wx.data(), dwx.data(), &ncx, cy.data(), wy.data(),
+                                         dwy.data(), &ncy);
+        if (cnt == 0) continue;
+        const T inv = T(1) / static_cast<T>(cnt);
+        int n = 0;
+        for (int iy = 0; iy < ncy; ++iy)
+          for (int ix = 0; ix < ncx; ++ix, ++n) {
+            const int64_t row = base + (static_cast<int64_t>(cy[iy]) * g.W + cx[ix]) * C;
+            a[n] = wy[iy] * inv * wx[ix];
+            ax[n] = wy[iy] * dwx[ix];
+            ay[n] = dwy[iy] * wx[ix];
+            if (gxt) grows[n] = gxt + row;
+            vrows[n] = xt + row;
+          }
+        T sx = T(0), sy = T(0);
+        grid_backward(len, n, gxt ? grows.data() : nullptr, want_trans ? vrows.data() : nullptr,
+                      a.data(), ax.data(), ay.data(), d, &sx, &sy);
+        if (pt) {
+          pt[0] = sx * inv;
+          pt[1] = sy * inv;
+        }
+      }
+    }
+  }
+  if (!want_trans) return;
+  for (int r = 0; r < R; ++r) {
+    const RoIInfo<T>& in = info[r];
+    T* dst = grad_trans + static_cast<int64_t>(r) * 2 * pp;
+    for (int bin = 0; bin < PP; ++bin) {
+      T sx = T(0), sy = T(0);
+      for (int b = 0; b < blocks; ++b) {
+        const T* pt = &part[((static_cast<size_t>(b) * R + r) * PP + bin) * 2];
+        sx += pt[0];
+        sy += pt[1];
+      }
+      const int64_t pos =
+          static_cast<int64_t>(dpsroi_part_index(bin / P, P, g.part)) * g.part +
+          dpsroi_part_index(bin % P, P, g.part);
+      dst[pos] += sx * tstd * in.width;
+      dst[pp + pos] += sy * tstd * in.height;
+    }
+  }
+}
+
 template <typename T>
 void dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, const T* trans, T* out,
                     T* top_count, void* ws) {
+  if (dpsroi_channels_last(g)) {
+    T* xt = reinterpret_cast<T*>(align64(reinterpret_cast<uintptr_t>(ws)));
+    dpsroi_to_channels_last(g, data, xt);
+    return dpsroi_forward_hwc(g, xt, rois, trans, out, top_count);
+  }
   DPSWorkspace<T> w = dpsroi_workspace_split<T>(g, false, 1, ws);
   dpsroi_prepare(g, rois, trans, &w);
   const int64_t plane = static_cast<int64_t>(g.H) * g.W;
@@ -1133,6 +1436,17 @@ template <typename T>
 void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const T* rois,
                      const T* trans, const T* top_count, T* grad_data, T* grad_trans, void* ws,
                      int threads) {
+  if (dpsroi_channels_last(g)) {
+    const int64_t map = static_cast<int64_t>(g.N) * g.C * g.H * g.W;
+    T* xt = reinterpret_cast<T*>(align64(reinterpret_cast<uintptr_t>(ws)));
+    T* gxt = grad_data ? reinterpret_cast<T*>(align64(reinterpret_cast<uintptr_t>(xt + map)))
+                       : nullptr;
+    dpsroi_to_channels_last(g, data, xt);
+    if (gxt) std::fill(gxt, gxt + map, T(0));
+    dpsroi_backward_hwc(g, grad_out, xt, rois, trans, gxt, grad_trans, threads);
+    if (gxt) dpsroi_from_channels_last(g, gxt, grad_data);
+    return;
+  }
   DPSWorkspace<T> w = dpsroi_workspace_split<T>(g, true, threads, ws);
   dpsroi_prepare(g, rois, trans, &w);
   const int64_t plane = static_cast<int64_t>(g.H) * g.W;
@@ -1299,31 +1613,6 @@ void dpsroi_backward(const PoolGeom& g, const T* grad_out, const T* data, const 
 /* ------------------------------------------------------------------------ */
 /* 1x1 convolution + no_trans deformable PS RoI pooling, fused (inference)   */
 /* ------------------------------------------------------------------------ */
-
-/*! \brief dst[0:len] = sum_k w[k] * rows[k][0:len] */
-inline void weighted_row_sum(int len, int n, const float* const* rows, const float* w,
-                             float* dst) {
-#ifdef DCN_HAVE_X86_KERNELS
-  const int isa = isa_current();
-  if (isa == kIsaAvx512) {
-    simd::KernAvx512::weighted_row_sum(len, n, rows, w, dst);
-    return;
-  }
-  if (isa == kIsaAvx2) {
-    simd::KernAvx2::weighted_row_sum(len, n, rows, w, dst);
-    return;
-  }
-#endif
-  std::fill(dst, dst + len, 0.f);
-  for (int k = 0; k < n; ++k)
-    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
-}
-inline void weighted_row_sum(int len, int n, const double* const* rows, const double* w,
-                             double* dst) {
-  std::fill(dst, dst + len, 0.0);
-  for (int k = 0; k < n; ++k)
-    for (int c = 0; c < len; ++c) dst[c] += w[k] * rows[k][c];
-}
 
 /*
  * out = DeformablePSROIPooling(no_trans)(Convolution1x1(data; weight, bias)) without the

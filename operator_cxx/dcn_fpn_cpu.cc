@@ -4,8 +4,11 @@
  * its channels).
  * Deformable: per level, the RoIs of that level are gathered and run through the
  * deformable PS RoI pooling kernels of dcn_cpu_kernels.h (no_trans, then with the offsets
- * of the level's fully connected layer, one GEMM); the backward pass recomputes the
- * forward intermediates of the level.
+ * of the level's fully connected layer, one GEMM).  From 8 channels on these are the
+ * channels-last kernels, on one transposed copy of the level's map for both poolings; the
+ * backward pass recomputes the first pooling and the offsets (not the second pooling:
+ * its sample counts come from the grids) and adds both data gradients into one
+ * channels-last buffer.
  */
 #include <algorithm>
 #include <type_traits>
@@ -130,11 +133,16 @@ struct LevelPass {
   std::vector<T> off;             // (n, 2 P P) offsets (FC output)
   std::vector<T> pooled, cnt2;    // (n, C P P) result and its sample counts
   std::vector<char> ws;
+  bool hwc = false;               // channels-last kernels (dpsroi_channels_last)
+  std::vector<T> xt;              // (N, H W, C) the level's map, channels-last
 };
 
+/*! \brief the level's pooling; pooled: whether the second pooling's result is wanted (the
+ *  backward pass needs only the first pooling and the offsets on the channels-last path) */
 template <typename T>
 void level_forward(const FPNParam& p, const Maps& m, int l, const T* data, const T* weight,
-                   const T* bias, const T* rois, const std::vector<int>& idx, LevelPass<T>* s) {
+                   const T* bias, const T* rois, const std::vector<int>& idx, LevelPass<T>* s,
+                   bool pooled = true) {
   const int n = static_cast<int>(idx.size());
   const int PP = p.pooled * p.pooled, K = PP * m.C, O = 2 * PP;
   dcn::cpu::PoolGeom g;
@@ -150,11 +158,27 @@ void level_forward(const FPNParam& p, const Maps& m, int l, const T* data, const
     std::copy(rois + static_cast<int64_t>(idx[i]) * 5, rois + static_cast<int64_t>(idx[i]) * 5 + 5,
               s->rois.begin() + static_cast<int64_t>(i) * 5);
   const size_t vals = static_cast<size_t>(n) * K;
+  s->off.resize(static_cast<size_t>(n) * O);
+  s->hwc = dcn::cpu::dpsroi_channels_last(g);
+  if (s->hwc) {  // one transposed map for both poolings
+    s->t.resize(vals);
+    s->xt.resize(static_cast<size_t>(m.N) * m.C * m.H[l] * m.W[l]);
+    dcn::cpu::dpsroi_to_channels_last(g, data, s->xt.data());
+    dcn::cpu::dpsroi_forward_hwc<T>(s->g1, s->xt.data(), s->rois.data(), nullptr, s->t.data(),
+                                    nullptr);
+    for (int i = 0; i < n; ++i)
+      std::copy(bias, bias + O, s->off.begin() + static_cast<int64_t>(i) * O);
+    dcn::cpu::gemm(false, true, n, O, K, T(1), s->t.data(), K, weight, K, T(1), s->off.data(), O);
+    if (!pooled) return;
+    s->pooled.resize(vals);
+    dcn::cpu::dpsroi_forward_hwc<T>(s->g2, s->xt.data(), s->rois.data(), s->off.data(),
+                                    s->pooled.data(), nullptr);
+    return;
+  }
   s->t.resize(vals);
   s->cnt1.resize(vals);
   s->pooled.resize(vals);
   s->cnt2.resize(vals);
-  s->off.resize(static_cast<size_t>(n) * O);
   const int threads = std::max(1, dcn::cpu::num_threads());
   const int64_t wsb = std::max(dcn::cpu::dpsroi_workspace_bytes<T>(s->g2, true, threads),
                                dcn::cpu::dpsroi_workspace_bytes<T>(s->g2, false, 1));
@@ -166,6 +190,19 @@ void level_forward(const FPNParam& p, const Maps& m, int l, const T* data, const
   dcn::cpu::gemm(false, true, n, O, K, T(1), s->t.data(), K, weight, K, T(1), s->off.data(), O);
   dcn::cpu::dpsroi_forward<T>(s->g2, data, s->rois.data(), s->off.data(), s->pooled.data(),
                               s->cnt2.data(), s->ws.data());
+}
+
+/*! \brief the offset FC's backward: weight (O x K) = goff^T t, bias = column sums of goff
+ *  (n x O), gradient of t (n x K, into *gt) = goff weight */
+template <typename T>
+void fc_backward(int n, int O, int K, const T* goff, const T* t, const T* weight, T* gweight,
+                 T* gbias, std::vector<T>* gt) {
+  dcn::cpu::gemm(true, false, O, K, n, T(1), goff, O, t, K, T(0), gweight, K);
+  std::fill(gbias, gbias + O, T(0));
+  for (int i = 0; i < n; ++i)
+    for (int o = 0; o < O; ++o) gbias[o] += goff[static_cast<int64_t>(i) * O + o];
+  gt->resize(static_cast<size_t>(n) * K);
+  dcn::cpu::gemm(false, false, n, K, O, T(1), goff, O, weight, K, T(0), gt->data(), K);
 }
 
 template <typename T>
@@ -180,18 +217,24 @@ void level_backward(const FPNParam& p, const Maps& m, int l, const T* data, cons
     std::copy(grad_out + static_cast<int64_t>(idx[i]) * K,
               grad_out + static_cast<int64_t>(idx[i]) * K + K, go.begin() + static_cast<int64_t>(i) * K);
   std::vector<T> goff(static_cast<size_t>(n) * O);
+  const int64_t map = static_cast<int64_t>(m.N) * m.C * m.H[l] * m.W[l];
+  if (s->hwc) {
+    // both poolings add their data gradient into one channels-last buffer
+    std::vector<T> gxt(static_cast<size_t>(map), T(0));
+    dcn::cpu::dpsroi_backward_hwc<T>(s->g2, go.data(), s->xt.data(), s->rois.data(),
+                                     s->off.data(), gxt.data(), goff.data(), threads);
+    fc_backward(n, O, K, goff.data(), s->t.data(), weight, gweight, gbias, &go);
+    dcn::cpu::dpsroi_backward_hwc<T>(s->g1, go.data(), s->xt.data(), s->rois.data(), nullptr,
+                                     gxt.data(), nullptr, threads);
+    dcn::cpu::dpsroi_from_channels_last(s->g1, gxt.data(), gdata);
+    return;
+  }
   // second pooling: data gradient (written) and offset gradient
   dcn::cpu::dpsroi_backward<T>(s->g2, go.data(), data, s->rois.data(), s->off.data(),
                                s->cnt2.data(), gdata, goff.data(), s->ws.data(), threads);
-  // FC: weight (O x K) = goff^T t, bias = column sums, gradient of t = goff * weight
-  dcn::cpu::gemm(true, false, O, K, n, T(1), goff.data(), O, s->t.data(), K, T(0), gweight, K);
-  std::fill(gbias, gbias + O, T(0));
-  for (int i = 0; i < n; ++i)
-    for (int o = 0; o < O; ++o) gbias[o] += goff[static_cast<int64_t>(i) * O + o];
   std::vector<T>& gt = s->pooled;  // reused: (n, K)
-  dcn::cpu::gemm(false, false, n, K, O, T(1), goff.data(), O, weight, K, T(0), gt.data(), K);
+  fc_backward(n, O, K, goff.data(), s->t.data(), weight, gweight, gbias, &gt);
   // first pooling: its data gradient is added
-  const int64_t map = static_cast<int64_t>(m.N) * m.C * m.H[l] * m.W[l];
   std::vector<T> gd1(static_cast<size_t>(map));
   dcn::cpu::dpsroi_backward<T>(s->g1, gt.data(), data, s->rois.data(), nullptr, s->cnt1.data(),
                                gd1.data(), nullptr, s->ws.data(), threads);
@@ -269,7 +312,7 @@ MXReturnValue fpn_backward_cpu(Op k, const Attrs& attrs, std::vector<MXTensor>* 
         const T* w = io.in(wt);
         LevelPass<T> s;
         level_forward<T>(p, m, l, data[l], w, io.in((*in)[base + fpn_bias_index(p, l)]), r,
-                         of[l], &s);
+                         of[l], &s, false);
         level_backward<T>(p, m, l, data[l], w, go, &s, of[l], gdata[l], gw, gb);
       }
     });

@@ -118,6 +118,46 @@ DCN_INLINE void weighted_row_sum_body(int len, int n, const float* const* rows, 
 }
 
 /*!
+ * \brief one sampling grid of n cells, backward, over len channels (channels-last rows):
+ * grows[k][0:len] += a[k] * d[0:len] (grows may be null) and, when vrows, the sums
+ * *sx = sum_c d[c] sum_k ax[k] vrows[k][c] and *sy likewise with ay.
+ */
+template <typename V>
+DCN_INLINE void grid_backward_body(int len, int n, float* const* grows,
+                                   const float* const* vrows, const float* a, const float* ax,
+                                   const float* ay, const float* d, float* sx, float* sy) {
+  constexpr int W = Lanes<V>::value;
+  V tx = V{}, ty = V{};
+  for (int c = 0; c < len; c += W) {
+    const int m = std::min(W, len - c);
+    const V dv = m == W ? load<V>(d + c) : load_part<V>(d + c, m);
+    if (grows) {
+      for (int k = 0; k < n; ++k) {
+        float* g = grows[k] + c;
+        if (m == W)
+          store(g, load<V>(g) + a[k] * dv);
+        else
+          store_part(g, load_part<V>(g, m) + a[k] * dv, m);
+      }
+    }
+    if (vrows) {
+      V px = V{}, py = V{};
+      for (int k = 0; k < n; ++k) {
+        const V v = m == W ? load<V>(vrows[k] + c) : load_part<V>(vrows[k] + c, m);
+        px += ax[k] * v;
+        py += ay[k] * v;
+      }
+      tx += px * dv;
+      ty += py * dv;
+    }
+  }
+  if (vrows) {
+    *sx = hsum(tx);
+    *sy = hsum(ty);
+  }
+}
+
+/*!
  * \brief dst[kk * P + r] = src[(i + r) * ld + k0 + kk] for r < h, kk < kc (r in [h, P): 0):
  * P rows of a matrix whose k dimension is contiguous, into one k-major panel (the A
  * panels of a row-major A, the B panels of a transposed B).  8 rows x 8 columns at a
@@ -164,6 +204,12 @@ DCN_INLINE void pack_rows_body(const float* src, int64_t ld, int i, int h, int k
     static TARGET void weighted_row_sum(int len, int n, const float* const* rows,           \
                                         const float* w, float* dst) {                       \
       weighted_row_sum_body<V>(len, n, rows, w, dst);                                       \
+    }                                                                                       \
+    static TARGET void grid_backward(int len, int n, float* const* grows,                  \
+                                     const float* const* vrows, const float* a,             \
+                                     const float* ax, const float* ay, const float* d,      \
+                                     float* sx, float* sy) {                                \
+      grid_backward_body<V>(len, n, grows, vrows, a, ax, ay, d, sx, sy);                    \
     }                                                                                       \
     static TARGET void pack_rows_mr(const float* src, int64_t ld, int i, int h, int k0,     \
                                     int kc, float* dst) {                                   \

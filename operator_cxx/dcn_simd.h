@@ -69,6 +69,16 @@ DCN_INLINE V splat(float x) {
   return V{} + x;
 }
 
+/*! \brief the sum of the lanes */
+template <typename V>
+DCN_INLINE float hsum(V v) {
+  float tmp[Lanes<V>::value];
+  store(tmp, v);
+  float s = 0.f;
+  for (int i = 0; i < Lanes<V>::value; ++i) s += tmp[i];
+  return s;
+}
+
 /*! \brief in-place transpose of the 8 x 8 matrix r[row][lane] */
 DCN_INLINE void transpose8(V8* r) {
   typedef int I8 __attribute__((vector_size(32)));

@@ -43,6 +43,10 @@ CASES = [
     (4, 2, 4, 2, 3, 0.3, 2, False),       # part_size != pooled_size
     (4, 3, 3, 3, 4, 0.0, 1, True),        # no_trans (offset branch)
     (2, 7, 7, 7, 4, 0.1, 1, False),       # R-FCN geometry
+    # group 1, one offset class, output_dim >= 8: the channels-last kernels
+    (16, 1, 4, 4, 2, 0.2, 1, False),      # deformable Faster R-CNN RoI pooling
+    (20, 1, 4, 2, 3, 0.3, 1, False),      # part_size != pooled_size, partial vectors
+    (24, 1, 3, 3, 4, 0.0, 1, True),       # its no_trans offset branch
 ]
 
 
@@ -91,6 +95,49 @@ def test_deformable_psroi_float64_and_top_count():
     c = count.asnumpy()
     assert np.all(c[0] == 0) and np.all(out.asnumpy()[0] == 0)
     assert c.max() <= 9 and c.min() >= 0 and np.all(c == np.round(c))
+
+
+def test_deformable_psroi_channels_last_finite_differences_float64():
+    """Group 1 with one offset class (the channels-last kernels), float64: data and trans
+    gradients against central differences; a RoI outside the map (empty bins), a RoI whose
+    top gradient is zero, and sample counts that are the same for every channel."""
+    rng = np.random.default_rng(21)
+    N, D, H, W, R, P = 2, 9, 6, 7, 4, 3
+    data = rng.standard_normal((N, D, H, W))
+    rois = _rois(rng, R, N, H, W, 8).astype(np.float64)
+    rois[1] = [1, -300, -300, -200, -200]
+    trans = rng.standard_normal((R, 2, P, P))
+    head = rng.standard_normal((R, D, P, P))
+    head[2] = 0
+    params = dict(spatial_scale=0.125, output_dim=D, group_size=1, pooled_size=P, part_size=P,
+                  sample_per_part=2, trans_std=0.1)
+
+    def f(x, t):
+        return dnd.DeformablePSROIPooling(mx.nd.array(x, dtype=np.float64),
+                                          mx.nd.array(rois, dtype=np.float64),
+                                          mx.nd.array(t, dtype=np.float64), **params)
+
+    out, g = _run(lambda *x: dnd.DeformablePSROIPooling(*x, **params), [data, rois, trans],
+                  head, [0, 2])
+    assert out.dtype == np.float64 and np.all(out[1] == 0) and np.abs(out).max() > 0.1
+    _, count = dnd.DeformablePSROIPooling_with_count(
+        mx.nd.array(data, dtype=np.float64), mx.nd.array(rois, dtype=np.float64),
+        mx.nd.array(trans, dtype=np.float64), **params)
+    c = count.asnumpy()
+    assert np.all(c == c[:, :1]) and np.all(c[1] == 0) and c.max() <= 4 and c.max() > 0
+    eps = 1e-6
+    for which, arr, grad in (('data', data, g[0]), ('trans', trans, g[1])):
+        assert np.abs(grad).max() > 1e-3, which
+        for j in rng.choice(arr.size, 25, replace=False):
+            plus, minus = arr.copy(), arr.copy()
+            plus.flat[j] += eps
+            minus.flat[j] -= eps
+            args_p = (plus, trans) if which == 'data' else (data, plus)
+            args_m = (minus, trans) if which == 'data' else (data, minus)
+            numeric = float(((f(*args_p).asnumpy() - f(*args_m).asnumpy()) * head).sum()) / (2 * eps)
+            assert abs(numeric - grad.flat[j]) <= 1e-6 * max(1.0, abs(numeric)), (which, j)
+    # the RoI with a zero top gradient contributes no offset gradient
+    assert np.all(g[1][2] == 0) and np.all(g[1][1] == 0)
 
 
 @pytest.mark.parametrize('seed,group', [(0, 3), (1, 2), (2, 1)])

@@ -121,6 +121,21 @@ def worker(args):
         _fwd_bwd(lambda *x: mx.nd.contrib.DeformablePSROIPooling(*x, **pool),
                  [feat, rois, trans], [0, 2]), 'built-in', 0.2)
 
+    # deformable Faster R-CNN's RoI pooling (and each level of Deformable FPN's): group 1,
+    # one offset class, 256 channels
+    feat1 = mx.nd.array(rng.standard_normal((1, 256, H, W)), dtype=np.float32)
+    trans1 = mx.nd.array(rng.standard_normal((R, 2, P, P)) * 0.5, dtype=np.float32)
+    pool1 = dict(pool, output_dim=256, group_size=1)
+    row('DeformablePSROIPooling-g1 fwd',
+        lambda: dnd.DeformablePSROIPooling(feat1, rois, trans1, **pool1),
+        lambda: mx.nd.contrib.DeformablePSROIPooling(feat1, rois, trans1, **pool1), 'built-in',
+        0.2)
+    row('DeformablePSROIPooling-g1 fwd+bwd',
+        _fwd_bwd(lambda *x: dnd.DeformablePSROIPooling(*x, **pool1), [feat1, rois, trans1],
+                 [0, 2]),
+        _fwd_bwd(lambda *x: mx.nd.contrib.DeformablePSROIPooling(*x, **pool1),
+                 [feat1, rois, trans1], [0, 2]), 'built-in', 0.2)
+
     L = H * W
     col_bytes = C * 9 * L * 4
     plan_bytes = dg * 9 * L * 4 * (4 + 4)

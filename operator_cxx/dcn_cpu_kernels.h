@@ -1192,9 +1192,7 @@ void dpsroi_forward_hwc(const PoolGeom& g, const T* xt, const T* rois, const T* 
           }
         weighted_row_sum(D, n, rows.data(), cw.data(), fb);
       }
-      T* o = out + static_cast<int64_t>(r) * D * PP;
-      for (int c = 0; c < D; ++c)
-        for (int bin = 0; bin < PP; ++bin) o[c * PP + bin] = f[static_cast<int64_t>(bin) * D + c];
+      transpose_matrix(f.data(), PP, D, out + static_cast<int64_t>(r) * D * PP);
       if (top_count) {
         T* tc = top_count + static_cast<int64_t>(r) * D * PP;
         for (int c = 0; c < D; ++c)
@@ -1229,12 +1227,9 @@ void dpsroi_backward_hwc(const PoolGeom& g, const T* grad_out, const T* xt, cons
   // top gradient (R, D, PP) -> (R, PP, D)
   std::vector<T> gt(static_cast<size_t>(R) * PP * D);
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(R) * PP * D > 65536)
-  for (int r = 0; r < R; ++r) {
-    const T* src = grad_out + static_cast<int64_t>(r) * D * PP;
-    T* dst = gt.data() + static_cast<int64_t>(r) * PP * D;
-    for (int c = 0; c < D; ++c)
-      for (int bin = 0; bin < PP; ++bin) dst[bin * D + c] = src[c * PP + bin];
-  }
+  for (int r = 0; r < R; ++r)
+    transpose_matrix(grad_out + static_cast<int64_t>(r) * D * PP, D, PP,
+                     gt.data() + static_cast<int64_t>(r) * PP * D);
   const int want = std::max(1, std::min(threads, (D + 15) / 16));
   const int chunk = ((D + want - 1) / want + 15) / 16 * 16;
   const int blocks = (D + chunk - 1) / chunk;

@@ -63,7 +63,8 @@ def worker_description():
         blas = lib.openblas_get_corename().decode()
     except (OSError, AttributeError):
         pass
-    return dict(dcn_isa=dcn.ops.cpu_isa(),
+    return dict(dcn_isa=dcn.ops.cpu_isa() + (' (GEMM tile 12x%d)' % dcn.ops.gemm_tile()
+                                             if dcn.ops.cpu_isa() == 'avx512' else ''),
                 onednn=os.environ.get('DNNL_MAX_CPU_ISA', 'native (best available)'),
                 openblas=blas)
 

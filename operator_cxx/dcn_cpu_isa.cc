@@ -94,14 +94,43 @@ std::atomic<int>& state() {
   return s;
 }
 
+// AVX-512 GEMM tile width (16 or 32 columns).  Auto: 32 on Intel (two 512-bit FMA units
+// per core; a 12 x 16 tile issues 13 loads per 12 FMAs and is load bound there), 16
+// elsewhere (Zen 4 splits 512-bit FMAs over its 256-bit units; the 12 x 16 tile was 2-5 %
+// faster there).  DCN_CPU_GEMM_TILE=16|32|auto overrides it.
+int tile_auto() {
+#ifdef DCN_HAVE_X86_KERNELS
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel") ? 32 : 16;
+#else
+  return 16;
+#endif
+}
+
+int tile_initial() {
+  const char* env = getenv("DCN_CPU_GEMM_TILE");
+  if (!env || !*env || strcmp(env, "auto") == 0) return tile_auto();
+  if (strcmp(env, "16") == 0) return 16;
+  if (strcmp(env, "32") == 0) return 32;
+  fprintf(stderr, "dcn.ops: DCN_CPU_GEMM_TILE=%s is not one of 16, 32, auto; using %d\n", env,
+          tile_auto());
+  return tile_auto();
+}
+
+std::atomic<int>& tile_state() {
+  static std::atomic<int> s{tile_initial()};
+  return s;
+}
+
 // read the environment when the library is loaded, so that its message (if any)
 // appears then and not at the first operator call
-const int kLoaded = state().load();
+const int kLoaded = state().load() + tile_state().load();
 
 }  // namespace
 
 int isa_current() { return state().load(std::memory_order_relaxed); }
 bool isa_supported(int isa) { return isa >= kIsaGeneric && isa <= kIsaAvx512 && cpu_has(isa); }
+bool gemm_wide_tiles() { return tile_state().load(std::memory_order_relaxed) == 32; }
 const char* isa_name(int isa) {
   return isa >= kIsaGeneric && isa <= kIsaAvx512 ? kNames[isa] : "unknown";
 }
@@ -128,5 +157,17 @@ __attribute__((visibility("default"))) int dcn_cpu_isa_supported(const char* nam
   if (name && strcmp(name, "auto") == 0) return 1;
   const int isa = dcn::cpu::parse(name);
   return isa < 0 ? -1 : (dcn::cpu::cpu_has(isa) ? 1 : 0);
+}
+
+__attribute__((visibility("default"))) int dcn_cpu_gemm_tile_set(int cols) {
+  using namespace dcn::cpu;
+  if (cols == 0) cols = tile_auto();
+  if (cols != 16 && cols != 32) return -1;
+  tile_state().store(cols);
+  return 0;
+}
+
+__attribute__((visibility("default"))) int dcn_cpu_gemm_tile_get() {
+  return dcn::cpu::tile_state().load();
 }
 }

@@ -16,7 +16,10 @@
  * request the CPU cannot run falls back to the best supported ISA below it,
  * with a message on stderr; the faster kernels are never executed on a CPU
  * without them.  DCN_CPU_ISA_MAX (generic | avx2) makes the library treat the
- * ISAs above it as unsupported, as on an older CPU.  Built with
+ * ISAs above it as unsupported, as on an older CPU.  The AVX-512 GEMM has two tile
+ * widths, 12 x 16 and 12 x 32: auto picks 32 on Intel CPUs (two 512-bit FMA units per
+ * core), 16 elsewhere; DCN_CPU_GEMM_TILE (16 | 32 | auto) or dcn_cpu_gemm_tile_set()
+ * overrides it.  Built with
  * -DDCN_NO_SIMD_KERNELS (or not for x86-64 with GCC / Clang) the library has the
  * generic kernels only.  dcn_cpu_isa_set() changes the selection at run time (the
  * Python wrapper dcn.ops.set_cpu_isa waits for MXNet's pending operations
@@ -38,6 +41,8 @@ enum Isa : int { kIsaGeneric = 0, kIsaAvx2 = 1, kIsaAvx512 = 2 };
 int isa_current();
 /*! \brief whether this CPU (and OS) can run the kernels of `isa` */
 bool isa_supported(int isa);
+/*! \brief whether the AVX-512 GEMM uses its 12 x 32 tiles (else 12 x 16) */
+bool gemm_wide_tiles();
 /*! \brief "generic", "avx2", "avx512" */
 const char* isa_name(int isa);
 
@@ -55,6 +60,13 @@ int dcn_cpu_isa_set(const char* name);
 const char* dcn_cpu_isa_get();
 /*! \brief 1 when this CPU can run the named ISA, 0 when not, -1 for an unknown name */
 int dcn_cpu_isa_supported(const char* name);
+/*!
+ * \brief AVX-512 GEMM tile width: 16, 32 or 0 (auto, the CPU's best).  Returns 0, or -1
+ * for another value.  Like dcn_cpu_isa_set, not while an operator runs.
+ */
+int dcn_cpu_gemm_tile_set(int cols);
+/*! \brief the AVX-512 GEMM tile width in use (16 or 32) */
+int dcn_cpu_gemm_tile_get();
 }
 
 #endif  // DCN_CPU_ISA_H_

@@ -470,9 +470,10 @@ inline DCN_TARGET_AVX2 void hwc_panel_avx2(const HwcColumns& s, int k0, int kc, 
                                            float* dst) {
   hwc_panel_body<KernAvx2::NR, V8>(s, k0, kc, j, w, dst);
 }
+template <int NR>
 inline DCN_TARGET_AVX512 void hwc_panel_avx512(const HwcColumns& s, int k0, int kc, int j, int w,
                                                float* dst) {
-  hwc_panel_body<KernAvx512::NR, V16>(s, k0, kc, j, w, dst);
+  hwc_panel_body<NR, V16>(s, k0, kc, j, w, dst);
 }
 
 /*!
@@ -504,7 +505,7 @@ struct HwcPanel {
   HwcColumns s;
   void operator()(int k0, int kc, int j, int w, float* dst) const {
     if constexpr (K::kIsa == kIsaAvx512)
-      hwc_panel_avx512(s, k0, kc, j, w, dst);
+      hwc_panel_avx512<K::NR>(s, k0, kc, j, w, dst);
     else
       hwc_panel_avx2(s, k0, kc, j, w, dst);
   }

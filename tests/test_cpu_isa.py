@@ -126,6 +126,88 @@ def test_unavailable_isa_falls_back_or_is_refused(cap):
     assert 'REFUSED the avx512 kernels of dcn.ops cannot run here' in out
 
 
+def _cpu_vendor():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('vendor_id'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def test_gemm_tile_default_switches_restores_and_rejects_bad_values():
+    """The AVX-512 GEMM's tile: 12 x 32 on Intel CPUs (two 512-bit FMA units), 12 x 16
+    elsewhere; set_gemm_tile switches and restores it and refuses other widths."""
+    vendor = _cpu_vendor()
+    with dcn.ops.using_gemm_tile('auto'):
+        auto = dcn.ops.gemm_tile()
+    if vendor is not None:
+        assert auto == (32 if vendor == 'GenuineIntel' else 16)
+    default = dcn.ops.gemm_tile()
+    for t in dcn.ops.GEMM_TILES:
+        with dcn.ops.using_gemm_tile(t):
+            assert dcn.ops.gemm_tile() == t
+        assert dcn.ops.gemm_tile() == default
+    for bad in (8, 64, '32', None, True, 0):
+        with pytest.raises(ValueError, match='16, 32 or auto'):
+            dcn.ops.set_gemm_tile(bad)
+    assert dcn.ops.gemm_tile() == default
+
+
+TILE_CHILD = r'''
+import dcn.ops
+print('TILE', dcn.ops.gemm_tile())
+'''
+
+
+@pytest.mark.parametrize('value,expect', [('16', 16), ('32', 32), ('auto', None),
+                                          ('48', None)])
+def test_gemm_tile_environment_variable(value, expect):
+    res = _child(TILE_CHILD, DCN_CPU_GEMM_TILE=value)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    with dcn.ops.using_gemm_tile('auto'):
+        auto = dcn.ops.gemm_tile()
+    assert 'TILE %d' % (expect or auto) in res.stdout.decode()
+    err = res.stderr.decode()
+    if value == '48':
+        assert 'DCN_CPU_GEMM_TILE=48 is not one of 16, 32, auto; using %d' % auto in err
+    else:
+        assert 'dcn.ops:' not in err
+
+
+@pytest.mark.skipif('avx512' not in ISAS, reason='needs a CPU with AVX-512')
+@pytest.mark.parametrize('M,F', [(37, 29), (64, 96)])
+def test_gemm_tiles_agree_forward_and_backward(M, F):
+    """Both AVX-512 tiles against the built-in: output positions and filters that leave
+    partial tiles of 16 and of 32 columns (and of 12 rows), forward and all gradients."""
+    rng = np.random.default_rng(3)
+    H, W = 7, M // 7 + 3
+    x = mx.nd.array(rng.standard_normal((2, 40, H, W)))
+    off = mx.nd.array(rng.standard_normal((2, 18, H, W)) * 1.5)
+    w = mx.nd.array(rng.standard_normal((F, 40, 3, 3)) * 0.1)
+    kw = dict(kernel=(3, 3), pad=(1, 1), num_filter=F, no_bias=True)
+    og = mx.nd.array(rng.standard_normal((2, F, H, W)))
+
+    def run(op):
+        ins = [x.copy(), off.copy(), w.copy()]
+        for a in ins:
+            a.attach_grad()
+        with mx.autograd.record():
+            y = op(*ins, **kw)
+        y.backward(og)
+        return [y.asnumpy()] + [a.grad.asnumpy() for a in ins]
+
+    want = run(mx.nd.contrib.DeformableConvolution)
+    with dcn.ops.using_cpu_isa('avx512'):
+        for t in dcn.ops.GEMM_TILES:
+            with dcn.ops.using_gemm_tile(t):
+                got = run(dnd.DeformableConvolution)
+            for name, a, b in zip(('out', 'grad data', 'grad offset', 'grad weight'), got, want):
+                _close(a, b, 'tile %d %s' % (t, name))
+
+
 # --------------------------------------------------------- every path, same results
 
 def _conv_case(rng, N, C, H, W, F, groups, dgroups, kernel, stride, dilate, pad, modulated,

@@ -17,7 +17,9 @@
   (per-level offset FC ``offset_p2_weight`` / ``offset_p2_bias`` ...), CPU and GPU.
 - ``cpu_isa()``, ``available_cpu_isas()``, ``set_cpu_isa(name)``, ``using_cpu_isa(name)``: the
   instruction set of the CPU kernels (``generic``, ``avx2``, ``avx512``; default: the best the
-  CPU supports, or the environment variable ``DCN_CPU_ISA``).
+  CPU supports, or the environment variable ``DCN_CPU_ISA``); ``gemm_tile()``,
+  ``set_gemm_tile(cols)``, ``using_gemm_tile(cols)``: the AVX-512 GEMM's tile width (16 or 32
+  columns; default 32 on Intel CPUs, 16 elsewhere, or ``DCN_CPU_GEMM_TILE``).
 
 Inputs may be float32, float64 or float16 (computed in float32). The operators are
 registered in MXNet as ``dcn_<X>``. If the library is missing or was built
@@ -36,11 +38,13 @@ from ._library import (OperatorLibraryError, load_library, is_loaded, LIB_PATH, 
                        EXTRA_OP_NAMES, OP_PREFIX)
 from . import nd
 from . import sym
-from .cpu_isa import cpu_isa, available_cpu_isas, set_cpu_isa, using_cpu_isa
+from .cpu_isa import (cpu_isa, available_cpu_isas, set_cpu_isa, using_cpu_isa, gemm_tile,
+                      set_gemm_tile, using_gemm_tile, GEMM_TILES)
 
 __all__ = ['nd', 'sym', 'sym_ops', 'load_library', 'is_loaded', 'OperatorLibraryError',
            'LIB_PATH', 'OP_NAMES', 'EXTRA_OP_NAMES', 'OP_PREFIX', 'cpu_isa',
-           'available_cpu_isas', 'set_cpu_isa', 'using_cpu_isa']
+           'available_cpu_isas', 'set_cpu_isa', 'using_cpu_isa', 'gemm_tile', 'set_gemm_tile',
+           'using_gemm_tile', 'GEMM_TILES']
 
 try:
     load_library()

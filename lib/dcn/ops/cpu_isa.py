@@ -7,6 +7,10 @@ environment variable ``DCN_CPU_ISA`` (``generic``, ``avx2``, ``avx512`` or ``aut
 this CPU cannot run falls back to the best supported one below it, with a message on stderr).
 :func:`set_cpu_isa` changes it at run time, e.g. to test or benchmark every path on one
 machine.
+
+The AVX-512 GEMM has two tile widths (12 x 16 and 12 x 32 outputs): the library picks 32 on
+Intel CPUs (two 512-bit FMA units per core) and 16 elsewhere (e.g. Zen 4), or the one named
+by ``DCN_CPU_GEMM_TILE`` (``16``, ``32`` or ``auto``); :func:`set_gemm_tile` changes it.
 """
 import contextlib
 import ctypes
@@ -30,6 +34,10 @@ def _clib():
         lib.dcn_cpu_isa_get.restype = ctypes.c_char_p
         lib.dcn_cpu_isa_supported.argtypes = [ctypes.c_char_p]
         lib.dcn_cpu_isa_supported.restype = ctypes.c_int
+        lib.dcn_cpu_gemm_tile_set.argtypes = [ctypes.c_int]
+        lib.dcn_cpu_gemm_tile_set.restype = ctypes.c_int
+        lib.dcn_cpu_gemm_tile_get.argtypes = []
+        lib.dcn_cpu_gemm_tile_get.restype = ctypes.c_int
         _lib['lib'] = lib
     return _lib['lib']
 
@@ -76,3 +84,40 @@ def using_cpu_isa(name):
         yield
     finally:
         set_cpu_isa(previous)
+
+
+#: the tile widths of the AVX-512 GEMM
+GEMM_TILES = (16, 32)
+
+
+def gemm_tile():
+    """Columns of the AVX-512 GEMM's tiles now: 16 or 32 (used while the ISA is avx512)."""
+    return int(_clib().dcn_cpu_gemm_tile_get())
+
+
+def set_gemm_tile(cols):
+    """Select the AVX-512 GEMM tile width: 16, 32 or ``'auto'`` (32 on Intel CPUs, else 16).
+    Returns the previous width. Waits for MXNet's pending operations first. Raises
+    ``ValueError`` for another value."""
+    import mxnet as mx
+    if cols == 'auto':
+        code = 0
+    elif isinstance(cols, int) and not isinstance(cols, bool) and cols in GEMM_TILES:
+        code = cols
+    else:
+        raise ValueError('gemm tile must be 16, 32 or auto, got %r' % (cols,))
+    previous = gemm_tile()
+    mx.nd.waitall()
+    if _clib().dcn_cpu_gemm_tile_set(code) != 0:
+        raise ValueError('gemm tile %r was rejected by %s' % (cols, LIB_PATH))
+    return previous
+
+
+@contextlib.contextmanager
+def using_gemm_tile(cols):
+    """Context manager: run the block with the AVX-512 GEMM tile width ``cols``, then restore."""
+    previous = set_gemm_tile(cols)
+    try:
+        yield
+    finally:
+        set_gemm_tile(previous)

@@ -1219,7 +1219,7 @@ void dpsroi_backward_hwc(const PoolGeom& g, const T* grad_out, const T* xt, cons
   const int64_t pp = static_cast<int64_t>(g.part) * g.part;
   const T tstd = static_cast<T>(g.trans_std);
   const bool want_trans = grad_trans && !g.no_trans;
-  if (grad_trans && !g.no_trans)
+  if (want_trans)
     std::fill(grad_trans, grad_trans + static_cast<int64_t>(R) * 2 * pp, T(0));
   if (!gxt && !want_trans) return;
   const T* tr = g.no_trans ? nullptr : trans;
@@ -1654,30 +1654,7 @@ void conv1x1_dpsroi_forward(const PoolGeom& g, const T* data, const T* rois, con
   p = align64(p + sizeof(int) * static_cast<int64_t>(PP) * R);
   const uintptr_t feats = p;  // per thread: (R, C), the pooled input of one bin
   dpsroi_prepare(g, rois, static_cast<const T*>(nullptr), &w);
-  // (N, C, HW) -> (N, HW, C)
-  bool copied = false;
-#ifdef DCN_HAVE_X86_KERNELS
-  if constexpr (std::is_same<T, float>::value) {
-    const int isa = isa_current();
-    if (isa != kIsaGeneric) {
-      for (int n = 0; n < g.N; ++n)
-        simd::to_blocked_channels_last(isa, data + n * hw * C, hw, C, C, C, xt + n * hw * C);
-      copied = true;
-    }
-  }
-#endif
-  if (!copied) {
-    const int64_t sblocks = (hw + 31) / 32, cblocks = (C + 31) / 32;
-#pragma omp parallel for schedule(static) if (g.N * hw * C > 65536)
-    for (int64_t job = 0; job < g.N * sblocks * cblocks; ++job) {
-      const int64_t n = job / (sblocks * cblocks), sb = (job / cblocks) % sblocks, cb = job % cblocks;
-      const int64_t s1 = std::min(hw, (sb + 1) * 32), c1 = std::min<int64_t>(C, (cb + 1) * 32);
-      for (int64_t c = cb * 32; c < c1; ++c) {
-        const T* src = data + (n * C + c) * hw;
-        for (int64_t s = sb * 32; s < s1; ++s) xt[(n * hw + s) * C + c] = src[s];
-      }
-    }
-  }
+  dpsroi_to_channels_last(g, data, xt);  // (N, C, HW) -> (N, HW, C)
   const int maxc = 2 * g.samples;
   // One task per bin (dynamic): the pooled inputs of the bin's RoIs (own buffer), then
   // one single-threaded GEMM into the bin's slice of res (nested OpenMP regions are

@@ -137,6 +137,13 @@ struct LevelPass {
   std::vector<T> xt;              // (N, H W, C) the level's map, channels-last
 };
 
+/*! \brief the offset FC: off (n x O) = t (n x K) weight^T (weight: O x K) + bias */
+template <typename T>
+void fc_forward(int n, int O, int K, const T* t, const T* weight, const T* bias, T* off) {
+  for (int i = 0; i < n; ++i) std::copy(bias, bias + O, off + static_cast<int64_t>(i) * O);
+  dcn::cpu::gemm(false, true, n, O, K, T(1), t, K, weight, K, T(1), off, O);
+}
+
 /*! \brief the level's pooling; pooled: whether the second pooling's result is wanted (the
  *  backward pass needs only the first pooling and the offsets on the channels-last path) */
 template <typename T>
@@ -166,9 +173,7 @@ void level_forward(const FPNParam& p, const Maps& m, int l, const T* data, const
     dcn::cpu::dpsroi_to_channels_last(g, data, s->xt.data());
     dcn::cpu::dpsroi_forward_hwc<T>(s->g1, s->xt.data(), s->rois.data(), nullptr, s->t.data(),
                                     nullptr);
-    for (int i = 0; i < n; ++i)
-      std::copy(bias, bias + O, s->off.begin() + static_cast<int64_t>(i) * O);
-    dcn::cpu::gemm(false, true, n, O, K, T(1), s->t.data(), K, weight, K, T(1), s->off.data(), O);
+    fc_forward(n, O, K, s->t.data(), weight, bias, s->off.data());
     if (!pooled) return;
     s->pooled.resize(vals);
     dcn::cpu::dpsroi_forward_hwc<T>(s->g2, s->xt.data(), s->rois.data(), s->off.data(),
@@ -185,9 +190,7 @@ void level_forward(const FPNParam& p, const Maps& m, int l, const T* data, const
   s->ws.resize(static_cast<size_t>(wsb));
   dcn::cpu::dpsroi_forward<T>(s->g1, data, s->rois.data(), nullptr, s->t.data(), s->cnt1.data(),
                               s->ws.data());
-  for (int i = 0; i < n; ++i) std::copy(bias, bias + O, s->off.begin() + static_cast<int64_t>(i) * O);
-  // off (n x O) += t (n x K) * weight^T (weight: O x K)
-  dcn::cpu::gemm(false, true, n, O, K, T(1), s->t.data(), K, weight, K, T(1), s->off.data(), O);
+  fc_forward(n, O, K, s->t.data(), weight, bias, s->off.data());
   dcn::cpu::dpsroi_forward<T>(s->g2, data, s->rois.data(), s->off.data(), s->pooled.data(),
                               s->cnt2.data(), s->ws.data());
 }

@@ -77,13 +77,18 @@ def set_cpu_isa(name):
 
 
 @contextlib.contextmanager
-def using_cpu_isa(name):
-    """Context manager: run the block with the CPU kernels of ``name``, then restore."""
-    previous = set_cpu_isa(name)
+def _selected(setter, value):
+    """Run the block with setter(value) in effect, then restore what setter returned."""
+    previous = setter(value)
     try:
         yield
     finally:
-        set_cpu_isa(previous)
+        setter(previous)
+
+
+def using_cpu_isa(name):
+    """Context manager: run the block with the CPU kernels of ``name``, then restore."""
+    return _selected(set_cpu_isa, name)
 
 
 #: the tile widths of the AVX-512 GEMM
@@ -113,11 +118,6 @@ def set_gemm_tile(cols):
     return previous
 
 
-@contextlib.contextmanager
 def using_gemm_tile(cols):
     """Context manager: run the block with the AVX-512 GEMM tile width ``cols``, then restore."""
-    previous = set_gemm_tile(cols)
-    try:
-        yield
-    finally:
-        set_gemm_tile(previous)
+    return _selected(set_gemm_tile, cols)

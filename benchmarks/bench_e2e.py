@@ -43,6 +43,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _isa  # noqa: E402
+import _timing  # noqa: E402
 
 R101 = {
     'R-FCN (deformable)': 'experiments/rfcn/cfgs/resnet_v1_101_coco_trainval_rfcn_dcn_end2end_ohem.yaml',
@@ -174,16 +175,23 @@ def first_test_batch(cfg):
 
 
 def _interleaved(fns, repeat):
-    """best-of-repeat seconds per function, measured round-robin (one warm-up each)."""
+    """seconds of every timed round per function ({key: [round 1, ..., round repeat]}),
+    measured round-robin after one warm-up each: round i of every function ran back to
+    back, so two functions' times of one round saw the same machine."""
     for f in fns.values():
         f()
-    best = {k: float('inf') for k in fns}
+    rounds = {k: [] for k in fns}
     for _ in range(repeat):
         for k, f in fns.items():
             t = time.perf_counter()
             f()
-            best[k] = min(best[k], time.perf_counter() - t)
-    return best
+            rounds[k].append(time.perf_counter() - t)
+    return rounds
+
+
+def _best(rounds):
+    """best of N per function, from :func:`_interleaved`'s rounds."""
+    return {k: min(v) for k, v in rounds.items()}
 
 
 def _random_image(h, w):
@@ -202,8 +210,9 @@ def part_a(args):
         for name, path in R101.items():
             cfg = load_cfg(path, builtin, proposals=300)
             fns[(name, builtin)] = detection_forward(package_of(path), cfg, data, im_info)
-    best = _interleaved(fns, args.repeat)
-    return dict(shape=[H, W], rows=[dict(net=k[0], builtin=k[1], t=v) for k, v in best.items()])
+    rounds = _interleaved(fns, args.repeat)
+    return dict(shape=[H, W], rows=[dict(net=k[0], builtin=k[1], t=min(v), rounds=v)
+                                    for k, v in rounds.items()])
 
 
 def shapes_inference(path):
@@ -261,7 +270,7 @@ def part_b(args):
     for path in args.shapes or SHAPES:
         infer, shape = shapes_inference(path)
         train = shapes_training(path)
-        best = _interleaved({'infer': infer, 'train': train}, max(args.repeat, 3))
+        best = _best(_interleaved({'infer': infer, 'train': train}, max(args.repeat, 3)))
         rows.append(dict(cfg=path, shape=shape, infer=best['infer'], train=best['train']))
     return dict(rows=rows)
 
@@ -299,7 +308,7 @@ def part_c(args):
         mod.forward_backward(batch)
         mod.update()
         mx.nd.waitall()
-    best = _interleaved({'train': run}, 1)
+    best = _best(_interleaved({'train': run}, 1))
     return dict(shape=[H, W], train=best['train'])
 
 
@@ -310,8 +319,9 @@ def part_d(args):
         data = _random_image(H, W)
         fns = {name: segmentation_forward(package_of(path), load_cfg(path), data)
                for name, path in nets.items()}
-        best = _interleaved(fns, args.repeat)
-        rows.extend(dict(dataset=dataset, shape=[H, W], net=k, t=v) for k, v in best.items())
+        rounds = _interleaved(fns, args.repeat)
+        rows.extend(dict(dataset=dataset, shape=[H, W], net=k, t=min(v), rounds=v)
+                    for k, v in rounds.items())
     return dict(rows=rows)
 
 
@@ -331,9 +341,9 @@ def part_f(args):
             data = _random_image(H, W)
             im_info = np.array([[H, W, 1.0]], np.float32)
         fns[name] = detection_forward(package_of(path), cfg, data, im_info)
-    best = _interleaved(fns, args.repeat)
+    rounds = _interleaved(fns, args.repeat)
     return dict(shape=shape, proposals=proposals,
-                rows=[dict(net=k, t=v) for k, v in best.items()])
+                rows=[dict(net=k, t=min(v), rounds=v) for k, v in rounds.items()])
 
 
 def worker(args):
@@ -350,12 +360,15 @@ def worker(args):
     print(json.dumps(res))
 
 
-def _ratio_line(t, num, den, what, goal=None):
+def _ratio_line(t, num, den, what, goal=None, rounds=None):
     ratio = t[num] / t[den]
     met = ''
     if goal is not None:
         met = '   goal <= %.2f: %s' % (goal, 'met' if ratio <= goal else 'NOT met')
-    return 'deformable / plain%s: %.3f%s' % (what, ratio, met)
+    paired = _timing.paired_summary(rounds[num], rounds[den]) if rounds else ''
+    if paired:
+        paired = '   (%s)' % paired
+    return 'deformable / plain%s: %.3f%s%s' % (what, ratio, met, paired)
 
 
 def report(nt, res, repeat):
@@ -363,6 +376,7 @@ def report(nt, res, repeat):
     if 'a' in res:
         a = res['a']
         t = {(r['net'], r['builtin']): r['t'] for r in a['rows']}
+        rounds = {(r['net'], r['builtin']): r['rounds'] for r in a['rows']}
         print('\nOMP_NUM_THREADS=%d  (a) ResNet-101 test network, %dx%d, 300 proposals, random '
               'weights, best of %d, interleaved' % (nt, a['shape'][0], a['shape'][1], repeat))
         print('%-22s %14s %14s' % ('network', 'dcn.ops (ms)', 'built-in (ms)'))
@@ -370,7 +384,7 @@ def report(nt, res, repeat):
             print('%-22s %14.1f %14.1f' % (net, t[(net, False)] * 1e3, t[(net, True)] * 1e3))
         for b, lab in ((False, 'dcn.ops'), (True, 'built-in')):
             print(_ratio_line(t, ('R-FCN (deformable)', b), ('R-FCN (plain)', b),
-                              ' (%s)' % lab, None if b else 1.10))
+                              ' (%s)' % lab, None if b else 1.10, rounds))
     if 'b' in res:
         print('\nOMP_NUM_THREADS=%d  (b) Shapes configs (random init, real images), best of %d'
               % (nt, max(repeat, 3)))
@@ -387,23 +401,26 @@ def report(nt, res, repeat):
         print('\nOMP_NUM_THREADS=%d  (d) ResNet-101 DeepLab test networks, random weights, best '
               'of %d, interleaved per data set' % (nt, repeat))
         print('%-12s %10s %-22s %10s' % ('data set', 'image', 'network', 'ms/image'))
-        by_set = {}
+        by_set, by_set_rounds = {}, {}
         for r in res['d']['rows']:
             by_set.setdefault(r['dataset'], {})[r['net']] = r['t']
+            by_set_rounds.setdefault(r['dataset'], {})[r['net']] = r['rounds']
             print('%-12s %10s %-22s %10.1f' % (r['dataset'], 'x'.join(map(str, r['shape'])),
                                                r['net'], r['t'] * 1e3))
         for dataset, t in by_set.items():
-            print(_ratio_line(t, 'DeepLab (deformable)', 'DeepLab (plain)', ' (%s)' % dataset))
+            print(_ratio_line(t, 'DeepLab (deformable)', 'DeepLab (plain)', ' (%s)' % dataset,
+                              rounds=by_set_rounds[dataset]))
     if 'f' in res:
         f = res['f']
         t = {r['net']: r['t'] for r in f['rows']}
+        rounds = {r['net']: r['rounds'] for r in f['rows']}
         print('\nOMP_NUM_THREADS=%d  (f) ResNet-101 FPN test network, %dx%d, %d proposals, random '
               'weights, best of %d, interleaved' % (nt, f['shape'][0], f['shape'][1],
                                                     f['proposals'], repeat))
         print('%-22s %14s' % ('network', 'dcn.ops (ms)'))
         for net in FPN101:
             print('%-22s %14.1f' % (net, t[net] * 1e3))
-        print(_ratio_line(t, 'FPN (deformable)', 'FPN (plain)', ''))
+        print(_ratio_line(t, 'FPN (deformable)', 'FPN (plain)', '', rounds=rounds))
 
 
 def main():

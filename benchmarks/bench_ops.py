@@ -3,9 +3,12 @@
 
 Shapes: the res5 layer of Deformable R-FCN (1x512x38x63 -> 512, 3x3, dilate 2, pad 2,
 4 deformable groups) and its position-sensitive pooling (300 RoIs, 81 classes, 7x7 bins,
-4x4 samples per bin).  Every row is measured in one process (ours and the baseline
-interleaved), best of N; each (ISA, thread count) runs in its own subprocess with
-OMP_NUM_THREADS set (and DCN_CPU_ISA, see benchmarks/_isa.py).
+4x4 samples per bin); the fused offset branch of Deformable R-FCN (1x1 convolution
+1024 -> 7938 channels feeding a no_trans pooling, as Conv1x1DeformablePSROIPooling).  Every
+row is measured in one process (ours and the baseline interleaved): best of N each, and the
+median of the ratios of each round's two times (benchmarks/_timing.py).  Each (ISA, thread
+count) runs in its own subprocess with OMP_NUM_THREADS set (and DCN_CPU_ISA, see
+benchmarks/_isa.py).
 
     PYTHONPATH=lib python benchmarks/bench_ops.py [--threads 1 2] [--repeat 5] [--quick]
         [--isa auto avx512 avx2 generic] [--baseline-isa match|native] [--only NAME...]
@@ -20,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _isa  # noqa: E402
+import _timing  # noqa: E402
 
 
 CLOCK = {'wall': time.perf_counter, 'cpu': time.process_time}
@@ -76,12 +80,13 @@ def worker(args):
     def row(name, ours, base, base_name, goal):
         if args.only and not any(o.lower() in name.lower() for o in args.only):
             return
-        # interleaved, so that both see the same machine load
-        t_o = t_b = float('inf')
-        for _ in range(args.repeat):
-            t_o = min(t_o, _best(ours, 1, warmup=0 if t_o < float('inf') else 1))
-            t_b = min(t_b, _best(base, 1, warmup=0 if t_b < float('inf') else 1))
-        rows.append(dict(name=name, ours=t_o, base=t_b, base_name=base_name, goal=goal))
+        # interleaved, so that both see the same machine load; every round kept
+        r_o, r_b = [], []
+        for i in range(args.repeat):
+            r_o.append(_best(ours, 1, warmup=0 if i else 1))
+            r_b.append(_best(base, 1, warmup=0 if i else 1))
+        rows.append(dict(name=name, ours=min(r_o), base=min(r_b), rounds_ours=r_o,
+                         rounds_base=r_b, base_name=base_name, goal=goal))
 
     row('DeformableConvolution fwd',
         lambda: dnd.DeformableConvolution(data, offset, weight, **dconv),
@@ -120,6 +125,21 @@ def worker(args):
         _fwd_bwd(lambda *x: dnd.DeformablePSROIPooling(*x, **pool), [feat, rois, trans], [0, 2]),
         _fwd_bwd(lambda *x: mx.nd.contrib.DeformablePSROIPooling(*x, **pool),
                  [feat, rois, trans], [0, 2]), 'built-in', 0.2)
+
+    # the class offset branch of the Deformable R-FCN test network: rfcn_cls_offset_t (1x1
+    # convolution, 2 * 7 * 7 * 81 outputs) and its no_trans pooling, fused by the predictor
+    # into Conv1x1DeformablePSROIPooling; baseline: MXNet's convolution and built-in pooling
+    C1, D1 = (256, 162) if args.quick else (1024, 162)
+    feat_o = mx.nd.array(rng.standard_normal((1, C1, H, W)), dtype=np.float32)
+    w_o = mx.nd.array(rng.standard_normal((D1 * P * P, C1, 1, 1)) * 0.01, dtype=np.float32)
+    b_o = mx.nd.array(rng.standard_normal(D1 * P * P) * 0.01, dtype=np.float32)
+    pool_o = dict(spatial_scale=0.0625, output_dim=D1, group_size=P, pooled_size=P, part_size=P,
+                  sample_per_part=4)
+    row('Conv1x1DeformablePSROIPooling fwd',
+        lambda: dnd.Conv1x1DeformablePSROIPooling(feat_o, rois, w_o, b_o, **pool_o),
+        lambda: mx.nd.contrib.DeformablePSROIPooling(
+            mx.nd.Convolution(feat_o, w_o, b_o, kernel=(1, 1), num_filter=D1 * P * P), rois,
+            no_trans=True, **pool_o), 'Convolution + built-in', 0.35)
 
     # deformable Faster R-CNN's RoI pooling (and each level of Deformable FPN's): group 1,
     # one offset class, 256 channels
@@ -180,13 +200,15 @@ def run_worker(args, isa, nt):
     print('\nOMP_NUM_THREADS=%d  data %s, %d RoIs  (best of %d, ms%s)  %s'
           % (nt, 'x'.join(map(str, res['shape'])), res['rois'], args.repeat,
              ', CPU time' if args.clock == 'cpu' else '', _isa.header(res['info'])))
-    print('%-36s %9s %9s %7s %7s %5s  %s' % ('operator', 'ours', 'baseline', 'ratio', 'goal',
-                                              'met', 'baseline'))
+    print('%-36s %9s %9s %7s %7s %5s  %-22s %s' % ('operator', 'ours', 'baseline', 'ratio',
+                                                   'goal', 'met', 'baseline',
+                                                   'ratio per round (ours / baseline)'))
     for r in res['rows']:
         ratio = r['ours'] / r['base']
-        print('%-36s %9.2f %9.2f %7.3f %7s %5s  %s'
+        print('%-36s %9.2f %9.2f %7.3f %7s %5s  %-22s %s'
               % (r['name'], r['ours'] * 1e3, r['base'] * 1e3, ratio, '<=%g' % r['goal'],
-                 'yes' if ratio <= r['goal'] else 'NO', r['base_name']))
+                 'yes' if ratio <= r['goal'] else 'NO', r['base_name'],
+                 _timing.paired_summary(r['rounds_ours'], r['rounds_base'])))
     print('workspace per image: sampling plan %.1f MiB; column buffer %.1f MiB in the '
           'backward pass (and forward on the generic path; the avx2 / avx512 forward samples '
           'GEMM panels from a channels-last copy of the input instead)'

@@ -1,0 +1,83 @@
+"""The benchmarks' timing rules: rounds interleaved and kept, ratios paired by round
+(benchmarks/_timing.py), and the operator benchmark's rows run from its command line."""
+import importlib.util
+import os
+import re
+
+import pytest
+
+from _util import ROOT, run_script
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, 'benchmarks', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+timing = _load('_timing')
+
+
+def test_paired_ratios_divide_round_by_round():
+    # round 1: 4 / 2, round 2: 3 / 3, round 3: 9 / 3
+    assert timing.paired_ratios([4.0, 3.0, 9.0], [2.0, 3.0, 3.0]) == [1.0, 2.0, 3.0]
+    # the best-of-N ratio of the same rounds is 3 / 2; the rounds' median is 2
+    assert timing.median(timing.paired_ratios([4.0, 3.0, 9.0], [2.0, 3.0, 3.0])) == 2.0
+
+
+def test_median_of_odd_and_even_counts():
+    assert timing.median([5.0, 1.0, 3.0]) == 3.0
+    assert timing.median([4.0, 1.0, 3.0, 2.0]) == 2.5
+    with pytest.raises(ValueError, match='no values'):
+        timing.median([])
+
+
+def test_paired_ratios_reject_unequal_or_empty_rounds():
+    with pytest.raises(ValueError, match='got 2 and 1'):
+        timing.paired_ratios([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match='got 0 and 0'):
+        timing.paired_ratios([], [])
+
+
+def test_paired_summary_names_median_and_range():
+    assert timing.paired_summary([1.0], [1.0]) == ''
+    assert timing.paired_summary([4.0, 3.0, 9.0], [2.0, 3.0, 3.0]) == \
+        'rounds: median 2.000, range 1.000-3.000'
+
+
+def test_interleaved_keeps_every_round_in_call_order(monkeypatch):
+    bench = _load('bench_e2e')
+    calls, clock = [], [0.0]
+    monkeypatch.setattr(bench.time, 'perf_counter', lambda: clock[0])
+    durations = {'a': [1.0, 5.0, 2.0], 'b': [3.0, 3.0, 1.0]}
+    it = {k: iter([0.0] + v) for k, v in durations.items()}  # warm-up first, not timed
+
+    def fn_seq(name):
+        def run():
+            calls.append(name)
+            clock[0] += next(it[name])
+        return run
+
+    rounds = bench._interleaved({'a': fn_seq('a'), 'b': fn_seq('b')}, 3)
+    assert calls == ['a', 'b'] * 4  # one warm-up each, then round-robin
+    assert rounds == durations
+    assert bench._best(rounds) == {'a': 1.0, 'b': 1.0}
+    line = bench._ratio_line(bench._best(rounds), 'a', 'b', '', goal=1.1, rounds=rounds)
+    assert line.startswith('deformable / plain: 1.000   goal <= 1.10: met')
+    assert 'rounds: median 1.667, range 0.333-2.000' in line
+
+
+def test_operator_benchmark_runs_the_fused_offset_branch_row():
+    out = run_script(['benchmarks/bench_ops.py', '--quick', '--threads', '1', '--repeat', '2',
+                      '--only', 'Conv1x1'], timeout=600)
+    rows = [line for line in out.splitlines() if line.startswith('Conv1x1DeformablePSROIPooling')]
+    assert len(rows) == 1, out[-2000:]
+    m = re.match(r'Conv1x1DeformablePSROIPooling fwd\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+'
+                 r'<=0.35\s+(yes|NO)\s+Convolution \+ built-in\s+rounds: median ([0-9.]+), '
+                 r'range ([0-9.]+)-([0-9.]+)', rows[0])
+    assert m, rows[0]
+    ours, base, ratio = (float(m.group(i)) for i in (1, 2, 3))
+    assert ours > 0 and base > 0 and abs(ratio - ours / base) < 0.01
+    assert float(m.group(6)) <= float(m.group(5)) <= float(m.group(7))

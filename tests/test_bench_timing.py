@@ -1,5 +1,6 @@
 """The benchmarks' timing rules: rounds interleaved and kept, ratios paired by round
-(benchmarks/_timing.py), and the operator benchmark's rows run from its command line."""
+(benchmarks/_timing.py); the operator benchmark's new row and the GEMM benchmark run from
+their command lines (the GEMM benchmark checks our GEMM against OpenBLAS as it runs)."""
 import importlib.util
 import os
 import re
@@ -81,3 +82,33 @@ def test_operator_benchmark_runs_the_fused_offset_branch_row():
     ours, base, ratio = (float(m.group(i)) for i in (1, 2, 3))
     assert ours > 0 and base > 0 and abs(ratio - ours / base) < 0.01
     assert float(m.group(6)) <= float(m.group(5)) <= float(m.group(7))
+
+
+def test_gemm_benchmark_builds_runs_and_checks_every_kernel_set():
+    import dcn.ops
+    out = run_script(['benchmarks/bench_gemm.py', '--quick', '--threads', '1'], timeout=600)
+    isas = [i for i in dcn.ops.available_cpu_isas() if i != 'generic']
+    kernels = {'avx2': ['avx2'], 'avx512': ['avx512-tile16', 'avx512-tile32']}
+    expected = [k for isa in isas for k in kernels[isa]]
+    if not expected:  # a CPU without AVX2 + FMA: the program says so and measures nothing
+        assert 'note: no AVX2 + FMA on this CPU, nothing to measure' in out
+    for k in expected:
+        sg = re.search(r'^sgemm %s\s+96x300x512: ours ([0-9.]+) ms .* OpenBLAS ([0-9.]+) ms .*'
+                       r'largest difference ([0-9.e+-]+) of sqrt\(k\)$' % re.escape(k), out, re.M)
+        assert sg, out[-3000:]
+        assert float(sg.group(1)) > 0 and float(sg.group(2)) > 0
+        assert float(sg.group(3)) < 1e-5
+        assert re.search(r'^res5 %s\s+1x128x19x32: sampling every panel [0-9.]+ ms, GEMM of '
+                         r'pre-sampled panels [0-9.]+ ms' % re.escape(k), out, re.M), out[-3000:]
+        assert re.search(r'^micro kernel %s\s+\d+x\d+ tile' % re.escape(k), out, re.M)
+    for isa in isas:
+        peak = re.search(r'^FMA peak \(%s\): ([0-9.]+) GFLOP/s one thread' % isa, out, re.M)
+        assert peak and float(peak.group(1)) > 0, out[-3000:]
+
+
+def test_gemm_benchmark_measures_nothing_where_the_kernels_cannot_run(monkeypatch):
+    # DCN_CPU_ISA_MAX=generic: the library treats the CPU as one without AVX2 + FMA
+    monkeypatch.setenv('DCN_CPU_ISA_MAX', 'generic')
+    out = run_script(['benchmarks/bench_gemm.py', '--quick', '--threads', '1'], timeout=600)
+    assert 'note: no AVX2 + FMA on this CPU, nothing to measure' in out
+    assert not re.search(r'^(sgemm|res5|micro kernel|FMA peak) ', out, re.M), out

@@ -211,7 +211,7 @@ def part_a(args):
             cfg = load_cfg(path, builtin, proposals=300)
             fns[(name, builtin)] = detection_forward(package_of(path), cfg, data, im_info)
     rounds = _interleaved(fns, args.repeat)
-    return dict(shape=[H, W], rows=[dict(net=k[0], builtin=k[1], t=min(v), rounds=v)
+    return dict(shape=[H, W], rows=[dict(net=k[0], builtin=k[1], rounds=v)
                                     for k, v in rounds.items()])
 
 
@@ -320,7 +320,7 @@ def part_d(args):
         fns = {name: segmentation_forward(package_of(path), load_cfg(path), data)
                for name, path in nets.items()}
         rounds = _interleaved(fns, args.repeat)
-        rows.extend(dict(dataset=dataset, shape=[H, W], net=k, t=min(v), rounds=v)
+        rows.extend(dict(dataset=dataset, shape=[H, W], net=k, rounds=v)
                     for k, v in rounds.items())
     return dict(rows=rows)
 
@@ -343,7 +343,7 @@ def part_f(args):
         fns[name] = detection_forward(package_of(path), cfg, data, im_info)
     rounds = _interleaved(fns, args.repeat)
     return dict(shape=shape, proposals=proposals,
-                rows=[dict(net=k, t=min(v), rounds=v) for k, v in rounds.items()])
+                rows=[dict(net=k, rounds=v) for k, v in rounds.items()])
 
 
 def worker(args):
@@ -360,31 +360,31 @@ def worker(args):
     print(json.dumps(res))
 
 
-def _ratio_line(t, num, den, what, goal=None, rounds=None):
-    ratio = t[num] / t[den]
+def _ratio_line(rounds, num, den, what, goal=None):
+    """best-of-N ratio of rounds[num] over rounds[den], the goal, and the per-round median"""
+    ratio = min(rounds[num]) / min(rounds[den])
     met = ''
     if goal is not None:
         met = '   goal <= %.2f: %s' % (goal, 'met' if ratio <= goal else 'NOT met')
-    paired = _timing.paired_summary(rounds[num], rounds[den]) if rounds else ''
-    if paired:
-        paired = '   (%s)' % paired
-    return 'deformable / plain%s: %.3f%s%s' % (what, ratio, met, paired)
+    paired = _timing.paired_summary(rounds[num], rounds[den])
+    return 'deformable / plain%s: %.3f%s%s' % (what, ratio, met,
+                                               '   (%s)' % paired if paired else '')
 
 
 def report(nt, res, repeat):
     print('\nOMP_NUM_THREADS=%d  %s' % (nt, _isa.header(res['info'])))
     if 'a' in res:
         a = res['a']
-        t = {(r['net'], r['builtin']): r['t'] for r in a['rows']}
         rounds = {(r['net'], r['builtin']): r['rounds'] for r in a['rows']}
+        t = _best(rounds)
         print('\nOMP_NUM_THREADS=%d  (a) ResNet-101 test network, %dx%d, 300 proposals, random '
               'weights, best of %d, interleaved' % (nt, a['shape'][0], a['shape'][1], repeat))
         print('%-22s %14s %14s' % ('network', 'dcn.ops (ms)', 'built-in (ms)'))
         for net in R101:
             print('%-22s %14.1f %14.1f' % (net, t[(net, False)] * 1e3, t[(net, True)] * 1e3))
         for b, lab in ((False, 'dcn.ops'), (True, 'built-in')):
-            print(_ratio_line(t, ('R-FCN (deformable)', b), ('R-FCN (plain)', b),
-                              ' (%s)' % lab, None if b else 1.10, rounds))
+            print(_ratio_line(rounds, ('R-FCN (deformable)', b), ('R-FCN (plain)', b),
+                              ' (%s)' % lab, None if b else 1.10))
     if 'b' in res:
         print('\nOMP_NUM_THREADS=%d  (b) Shapes configs (random init, real images), best of %d'
               % (nt, max(repeat, 3)))
@@ -401,26 +401,25 @@ def report(nt, res, repeat):
         print('\nOMP_NUM_THREADS=%d  (d) ResNet-101 DeepLab test networks, random weights, best '
               'of %d, interleaved per data set' % (nt, repeat))
         print('%-12s %10s %-22s %10s' % ('data set', 'image', 'network', 'ms/image'))
-        by_set, by_set_rounds = {}, {}
+        by_set = {}
         for r in res['d']['rows']:
-            by_set.setdefault(r['dataset'], {})[r['net']] = r['t']
-            by_set_rounds.setdefault(r['dataset'], {})[r['net']] = r['rounds']
+            by_set.setdefault(r['dataset'], {})[r['net']] = r['rounds']
             print('%-12s %10s %-22s %10.1f' % (r['dataset'], 'x'.join(map(str, r['shape'])),
-                                               r['net'], r['t'] * 1e3))
-        for dataset, t in by_set.items():
-            print(_ratio_line(t, 'DeepLab (deformable)', 'DeepLab (plain)', ' (%s)' % dataset,
-                              rounds=by_set_rounds[dataset]))
+                                               r['net'], min(r['rounds']) * 1e3))
+        for dataset, rounds in by_set.items():
+            print(_ratio_line(rounds, 'DeepLab (deformable)', 'DeepLab (plain)',
+                              ' (%s)' % dataset))
     if 'f' in res:
         f = res['f']
-        t = {r['net']: r['t'] for r in f['rows']}
         rounds = {r['net']: r['rounds'] for r in f['rows']}
+        t = _best(rounds)
         print('\nOMP_NUM_THREADS=%d  (f) ResNet-101 FPN test network, %dx%d, %d proposals, random '
               'weights, best of %d, interleaved' % (nt, f['shape'][0], f['shape'][1],
                                                     f['proposals'], repeat))
         print('%-22s %14s' % ('network', 'dcn.ops (ms)'))
         for net in FPN101:
             print('%-22s %14.1f' % (net, t[net] * 1e3))
-        print(_ratio_line(t, 'FPN (deformable)', 'FPN (plain)', '', rounds=rounds))
+        print(_ratio_line(rounds, 'FPN (deformable)', 'FPN (plain)', ''))
 
 
 def main():

@@ -65,7 +65,7 @@ def test_interleaved_keeps_every_round_in_call_order(monkeypatch):
     assert calls == ['a', 'b'] * 4  # one warm-up each, then round-robin
     assert rounds == durations
     assert bench._best(rounds) == {'a': 1.0, 'b': 1.0}
-    line = bench._ratio_line(bench._best(rounds), 'a', 'b', '', goal=1.1, rounds=rounds)
+    line = bench._ratio_line(rounds, 'a', 'b', '', goal=1.1)
     assert line.startswith('deformable / plain: 1.000   goal <= 1.10: met')
     assert 'rounds: median 1.667, range 0.333-2.000' in line
 
@@ -112,3 +112,28 @@ def test_gemm_benchmark_measures_nothing_where_the_kernels_cannot_run(monkeypatc
     out = run_script(['benchmarks/bench_gemm.py', '--quick', '--threads', '1'], timeout=600)
     assert 'note: no AVX2 + FMA on this CPU, nothing to measure' in out
     assert not re.search(r'^(sgemm|res5|micro kernel|FMA peak) ', out, re.M), out
+
+
+def test_network_report_gives_best_of_n_and_per_round_ratios(capsys):
+    bench = _load('bench_e2e')
+    info = dict(dcn_isa='avx2', onednn='AVX2', openblas='Zen')
+    rfcn = [dict(net='R-FCN (deformable)', builtin=False, rounds=[1.2, 1.05, 1.3]),
+            dict(net='R-FCN (plain)', builtin=False, rounds=[1.0, 1.0, 1.0]),
+            dict(net='R-FCN (deformable)', builtin=True, rounds=[2.0, 1.6, 1.7]),
+            dict(net='R-FCN (plain)', builtin=True, rounds=[1.0, 1.0, 1.0])]
+    deeplab = [dict(dataset='VOC', shape=[360, 600], net='DeepLab (deformable)', rounds=[2.0, 1.0]),
+               dict(dataset='VOC', shape=[360, 600], net='DeepLab (plain)', rounds=[1.0, 2.0])]
+    fpn = [dict(net='FPN (deformable)', rounds=[3.3]), dict(net='FPN (plain)', rounds=[3.0])]
+    bench.report(2, dict(info=info, a=dict(shape=[600, 1000], rows=rfcn), d=dict(rows=deeplab),
+                         f=dict(shape=[800, 1280], proposals=2000, rows=fpn)), 3)
+    out = capsys.readouterr().out
+    # best of 3: 1.05 / 1.0; rounds 1.2, 1.05, 1.3 over 1.0
+    assert 'deformable / plain (dcn.ops): 1.050   goal <= 1.10: met   (rounds: median 1.200, ' \
+           'range 1.050-1.300)' in out
+    assert 'deformable / plain (built-in): 1.600   (rounds: median 1.700, range 1.600-2.000)' in out
+    assert re.search(r'^R-FCN \(deformable\)\s+1050\.0\s+1600\.0$', out, re.M)
+    # best of 2 is 1.0 / 1.0 although the rounds were 2.0 and 0.5
+    assert 'deformable / plain (VOC): 1.000   (rounds: median 1.250, range 0.500-2.000)' in out
+    assert re.search(r'^VOC\s+360x600 DeepLab \(deformable\)\s+1000\.0$', out, re.M)
+    # a single round: no per-round figure
+    assert re.search(r'^deformable / plain: 1\.100$', out, re.M)

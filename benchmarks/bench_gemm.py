@@ -11,7 +11,7 @@ and 12 x 32 tiles) it prints:
 - the micro kernel on L1-resident panels, GFLOP/s and its share of the one-thread peak;
 - C = A B of stored matrices (default 512 x 2394 x 4608, the res5 forward's GEMM): ours
   against OpenBLAS's cblas_sgemm, interleaved, best of N, the ratio of the best times and
-  the median of the per-round ratios; the program fails when the two results differ by
+  the median of the per-round ratios (benchmarks/_timing.py); the program fails when the two results differ by
   more than float rounding;
 - the res5 deformable convolution forward split into its parts: sampling every B panel
   once, the GEMM of the pre-sampled panels (read from memory), the GEMM alone (panels
@@ -31,6 +31,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _isa  # noqa: E402
+import _timing  # noqa: E402
 
 SOURCE = os.path.join(ROOT, 'benchmarks', 'bench_gemm.cc')
 
@@ -78,14 +79,17 @@ def parse(line):
     return name.strip(), out
 
 
+def rounds(value):
+    """'t1,t2,...' (ms, as the program prints a measurement's rounds) -> [t1, t2, ...]"""
+    return [float(v) for v in str(value).split(',')]
+
+
 def report(nt, lines):
-    peaks = {}
     print('\nOMP_NUM_THREADS=%d' % nt)
     for name, d in lines:
         if name == 'threads':
             print('threads: ours %d, OpenBLAS %d' % (d['ours'], d['openblas']))
         elif name == 'peak':
-            peaks[d['isa']] = d['gflops_1thread']
             print('FMA peak (%s): %.1f GFLOP/s one thread, %.1f all %d threads'
                   % (d['isa'], d['gflops_1thread'], d['gflops_all'], nt))
         elif name == 'micro':
@@ -93,11 +97,13 @@ def report(nt, lines):
                   'of the one-thread peak' % (d['kernels'], d['tile'], d['gflops'],
                                               100 * d['gflops'] / d['peak_1thread']))
         elif name == 'sgemm':
+            ours, blas = rounds(d['ours_rounds_ms']), rounds(d['blas_rounds_ms'])
+            paired = _timing.paired_summary(ours, blas)
             print('sgemm %-14s %dx%dx%d: ours %.1f ms (%.1f GFLOP/s), OpenBLAS %.1f ms '
-                  '(%.1f GFLOP/s): ratio %.3f (rounds: median %.3f); largest difference '
-                  '%.1e of sqrt(k)' % (d['kernels'], d['m'], d['n'], d['k'], d['ours_ms'],
-                                       d['ours_gflops'], d['blas_ms'], d['blas_gflops'],
-                                       d['ratio'], d['ratio_rounds_median'], d['max_diff_rel']))
+                  '(%.1f GFLOP/s): ratio %.3f%s; largest difference %.1e of sqrt(k)'
+                  % (d['kernels'], d['m'], d['n'], d['k'], min(ours), d['ours_gflops'],
+                     min(blas), d['blas_gflops'], min(ours) / min(blas),
+                     ' (%s)' % paired if paired else '', d['max_diff_rel']))
         elif name == 'res5':
             print('res5 %-15s %s: sampling every panel %.1f ms, GEMM of pre-sampled panels '
                   '%.1f ms (%.1f GFLOP/s), GEMM alone %.1f ms (%.1f GFLOP/s), fused forward '
